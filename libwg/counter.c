@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * add, done and wait on the state word (layout in segment.h).
+ *
+ * The argument, in short:
+ *
+ *  - Every change of the state word is one CAS, and the CAS that brings the counter to zero also
+ *    bumps the generation and clears WAITERS. So "the counter reached zero" and "the generation
+ *    changed" are one event: nobody can add in between and catch a waiter of the old generation
+ *    in the new one.
+ *
+ *  - A waiter sets WAITERS with a CAS on the same word before it sleeps, and sleeps on the upper
+ *    half (generation + WAITERS) with the exact value it saw. Both are read-modify-writes of one
+ *    word, so they are totally ordered with the completing CAS: either the completer sees WAITERS
+ *    and calls FUTEX_WAKE, or the waiter's CAS fails and it sees the new generation. If the
+ *    completion lands between the waiter's CAS and its FUTEX_WAIT, the kernel's compare under the
+ *    bucket lock sees a changed word and returns EAGAIN. No wakeup is lost.
+ *
+ *  - A waiter waits for the generation it observed, not for "counter == 0": a group reused at
+ *    once (counter zero, then non-zero again before the waiter runs) still releases it. The
+ *    generation has 30 bits, so a waiter is confused only if exactly 2^30 generations complete
+ *    between two of its reads of the word.
+ *
+ *  - Nobody waiting means no system call at all: done is one CAS, and FUTEX_WAKE is issued only
+ *    if the CAS took WAITERS away. A stale WAITERS (its waiter timed out or died) costs one wake.
+ *
+ *  - The state word is shared with every process of the group, honest or not. A word that no
+ *    correct writer produces is refused with -EUCLEAN, and nothing is written back; all loops
+ *    stay bounded by the caller's deadline.
+ */
+
+#define _GNU_SOURCE
+#include <errno.h>
+
+#include "futex.h"
+#include "macro.h"
+#include "segment.h"
+#include "time-util.h"
+#include "wg-private.h"
+
+static inline uint64_t state_load(wg *g) {
+        return __atomic_load_n(g->state, __ATOMIC_ACQUIRE);
+}
+
+/* On failure *expected is reloaded with the current word. */
+static inline int state_cas(wg *g, uint64_t *expected, uint64_t desired) {
+        /* Release publishes the caller's work to the waiters we free; acquire pairs with theirs. */
+        return __atomic_compare_exchange_n(
+                g->state, expected, desired, /* weak= */ 1, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+
+_public_ int wg_add(wg *g, int64_t delta) {
+        uint64_t s, next;
+
+        assert_return(g, -EINVAL);
+
+        s = __atomic_load_n(g->state, __ATOMIC_RELAXED);
+        for (;;) {
+                uint64_t count = wg_state_count(s);
+
+                if (!wg_state_valid(s))
+                        return -EUCLEAN;
+
+                if (delta >= 0) {
+                        if ((uint64_t) delta > WG_STATE_COUNT_MASK - count)
+                                return -EOVERFLOW;
+                        if (delta == 0)
+                                return 0;
+                        next = s + (uint64_t) delta;
+                } else {
+                        /* -(delta + 1) + 1 is |delta| without overflowing at INT64_MIN. */
+                        uint64_t n = (uint64_t) -(delta + 1) + 1;
+
+                        if (n > count)
+                                return -ERANGE;
+                        if (n == count)
+                                /* Counter to zero, next generation, nobody waits on it yet. */
+                                next = ((s & ~(WG_STATE_COUNT_MASK | WG_STATE_WAITERS)) + WG_STATE_GEN_ONE);
+                        else
+                                next = s - n;
+                }
+
+                if (state_cas(g, &s, next))
+                        break;
+        }
+
+        /*
+         * Only the completing CAS clears WAITERS, so this wakes exactly when a generation ended
+         * with somebody registered in it. The word stays mapped for as long as we hold the
+         * handle, so the wake cannot hit memory that went away.
+         */
+        if ((s & WG_STATE_WAITERS) && !(next & WG_STATE_WAITERS))
+                futex_wake_all(wg_state_futex(g->state));
+
+        return 0;
+}
+
+_public_ int wg_done(wg *g) {
+        return wg_add(g, -1);
+}
+
+_public_ int wg_wait(wg *g, uint64_t timeout_usec) {
+        struct timespec ts;
+        uint64_t s, gen, deadline;
+
+        assert_return(g, -EINVAL);
+
+        s = state_load(g);
+        if (!wg_state_valid(s))
+                return -EUCLEAN;
+        if (wg_state_count(s) == 0)
+                return 0;
+        if (timeout_usec == 0)
+                return -ETIMEDOUT;
+
+        /*
+         * One absolute deadline for the whole wait. Forever is a deadline too (one the kernel
+         * clamps to never): a timed FUTEX_WAIT reports a signal handler as EINTR whether or not
+         * it was installed with SA_RESTART, so callers see the same thing in both cases.
+         */
+        deadline = timeout_usec == WG_USEC_INFINITY ? UINT64_MAX : deadline_after(timeout_usec);
+        ts = usec_to_timespec(deadline);
+        gen = wg_state_generation(s);
+
+        for (;;) {
+                int r;
+
+                /* Register: make sure the completer of this generation knows to wake us. */
+                while (!(s & WG_STATE_WAITERS)) {
+                        if (state_cas(g, &s, s | WG_STATE_WAITERS)) {
+                                s |= WG_STATE_WAITERS;
+                                break;
+                        }
+                        if (!wg_state_valid(s))
+                                return -EUCLEAN;
+                        if (wg_state_generation(s) != gen)
+                                return 0;
+                }
+
+                r = futex_wait_until(wg_state_futex(g->state), (uint32_t) (s >> 32), &ts);
+
+                s = state_load(g);
+                if (wg_state_generation(s) != gen)
+                        return 0; /* our generation ended, whatever the group does now */
+                if (!wg_state_valid(s))
+                        return -EUCLEAN;
+
+                switch (r) {
+                case 0:       /* woken, or spuriously: look again */
+                        break;
+                case -EAGAIN: /* the word changed under us: a new waiter, an add, or a peer's noise */
+                        /*
+                         * The kernel compares before it looks at the clock, so a peer that
+                         * keeps changing the word could keep us here forever: look ourselves.
+                         */
+                        if (now_usec() >= deadline)
+                                return -ETIMEDOUT;
+                        break;
+                case -ETIMEDOUT:
+                case -EINTR:
+                        return r;
+                default:
+                        /* EFAULT or EINVAL: the mapping is ours and aligned, so never; report it. */
+                        return r;
+                }
+        }
+}
+
+_public_ int wg_get_count(wg *g, uint64_t *ret) {
+        uint64_t s;
+
+        assert_return(g, -EINVAL);
+        assert_return(ret, -EINVAL);
+
+        s = state_load(g);
+        if (!wg_state_valid(s))
+                return -EUCLEAN;
+
+        *ret = wg_state_count(s);
+        return 0;
+}
+
+_public_ int wg_get_generation(wg *g, uint64_t *ret) {
+        uint64_t s;
+
+        assert_return(g, -EINVAL);
+        assert_return(ret, -EINVAL);
+
+        s = state_load(g);
+        if (!wg_state_valid(s))
+                return -EUCLEAN;
+
+        *ret = wg_state_generation(s);
+        return 0;
+}

@@ -1,0 +1,15 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The handle behind the opaque wg type, shared by the files of libwg. */
+
+#include <stdint.h>
+
+#include "wg.h"
+
+struct wg {
+        unsigned n_ref;  /* atomic: handles may be shared between threads */
+        int fd;          /* the segment's memfd, close-on-exec */
+        void *map;       /* WG_SEGMENT_SIZE bytes, MAP_SHARED */
+        uint64_t *state; /* the state word inside map */
+};

@@ -1,0 +1,179 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#ifndef WG_H
+#define WG_H
+
+/*
+ * DOC: libwg - Go's sync.WaitGroup between unrelated processes
+ *
+ * A group is a counter in a small shared-memory segment (one sealed memfd page). Producers add
+ * work with wg_add(), workers call wg_done() as each piece ends, and any number of threads and
+ * processes wg_wait() until the counter is back at zero. add and done are one atomic
+ * compare-and-swap on the shared page and make no system call unless somebody is waiting; wait
+ * sleeps on a process-shared futex in the same page.
+ *
+ * Processes share a group by sharing its segment fd: inherit it across fork()/exec(), pass it over
+ * a unix socket with SCM_RIGHTS, or (with wgd) open a group by name. wg_from_fd() validates
+ * whatever it is handed, so a process never trusts a peer's fd blindly.
+ *
+ * Each completion of the counter (its return to zero) ends a "generation". A waiter returns when
+ * the generation it observed ends, even if the group is reused (added to again) at once.
+ *
+ * Conventions, as in systemd's sd-* libraries: functions return 0 (or a positive value) on
+ * success and a negative errno-style code on failure; out-parameters (ret) are written only on
+ * success; times are in microseconds and WG_USEC_INFINITY means forever. Nothing logs, nothing
+ * exits, nothing aborts. The caller owns every handle it gets back and releases it with
+ * wg_unref(); the shared segment lives as long as any process holds its fd or a mapping of it.
+ *
+ * Thread safety: wg_add(), wg_done(), wg_wait(), the getters, wg_ref() and wg_unref() may be
+ * called on one handle from several threads at once.
+ *
+ * This header is C89-clean.
+ */
+
+#include <inttypes.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Wait forever. */
+#define WG_USEC_INFINITY UINT64_MAX
+
+/* The largest value the counter can hold. */
+#define WG_COUNT_MAX INT64_C(0x7fffffff)
+
+typedef struct wg wg;
+
+/**
+ * wg_new() - Create an anonymous group in a fresh sealed memfd, with no daemon.
+ * @ret: where to store the new handle; the counter starts at zero, generation zero.
+ *
+ * Return: 0 on success; -EINVAL if @ret is NULL; -ENOMEM; -EMFILE or -ENFILE if no fd is left;
+ * or another negative errno from memfd_create(), ftruncate(), fcntl() or mmap().
+ */
+int wg_new(wg **ret);
+
+/**
+ * wg_from_fd() - Attach to the segment behind an fd.
+ * @fd: a segment fd, for example one inherited from, or sent by, another process. It is not
+ *      taken over: the handle keeps a close-on-exec duplicate, and the caller still owns @fd.
+ * @ret: where to store the new handle.
+ *
+ * The segment is validated before anything in it is used: a sealed memfd (shrink, grow and
+ * seal sealed) of exactly the segment size, whose header (magic, version, sizes, flags,
+ * reserved bytes) is right. A file that fails any check is refused and never mapped past its
+ * end, so no peer can crash the caller with SIGBUS.
+ *
+ * Return: 0 on success; -EINVAL if @ret is NULL; -EBADF if @fd is not an open fd;
+ * -EMEDIUMTYPE if @fd is not a memfd sealed against shrinking, growing and further sealing (a
+ * pipe, a socket, a regular file, an unsealed memfd); -EBADMSG if its size or header is not that
+ * of a segment; -EPROTONOSUPPORT if the header is of a major version this library does not
+ * know; -EACCES or -EPERM if @fd cannot be mapped for reading and writing (opened read-only,
+ * write-sealed); -ENOMEM; -EMFILE or -ENFILE if no fd is left.
+ */
+int wg_from_fd(int fd, wg **ret);
+
+/**
+ * wg_fd() - The segment fd of a group, to hand to another process.
+ * @g: the group.
+ *
+ * The fd is owned by @g and closed by its last wg_unref(); it is close-on-exec, so clear
+ * FD_CLOEXEC on a duplicate (or use dup2()) to let an exec'd program inherit it.
+ *
+ * Return: the fd (non-negative); -EINVAL if @g is NULL.
+ */
+int wg_fd(wg *g);
+
+/**
+ * wg_ref() - Take another reference on a handle.
+ * @g: the group, or NULL.
+ *
+ * Return: @g.
+ */
+wg *wg_ref(wg *g);
+
+/**
+ * wg_unref() - Drop a reference; the last one unmaps the segment and closes its fd.
+ * @g: the group, or NULL.
+ *
+ * Return: NULL, so that one can write g = wg_unref(g).
+ */
+wg *wg_unref(wg *g);
+
+/**
+ * wg_add() - Add @delta to the counter.
+ * @g: the group.
+ * @delta: how much to add; negative to mark work done (wg_add(g, -1) is wg_done(g)); zero only
+ *         checks the state word.
+ *
+ * One compare-and-swap on the shared state word. When the counter reaches zero the generation
+ * ends: every waiter of that generation is released, with one FUTEX_WAKE only if one sleeps.
+ * Everything the caller did before a wg_add() that ends a generation happens before the return
+ * of every wg_wait() it releases. On any error the state word is left exactly as it was.
+ *
+ * Return: 0 on success; -EINVAL if @g is NULL; -ERANGE if the counter would drop below zero;
+ * -EOVERFLOW if it would exceed WG_COUNT_MAX; -EUCLEAN if the state word in the segment is
+ * corrupt.
+ */
+int wg_add(wg *g, int64_t delta);
+
+/**
+ * wg_done() - Mark one piece of work done: wg_add(@g, -1).
+ * @g: the group.
+ *
+ * Return: 0 on success; -EINVAL if @g is NULL; -ERANGE if the counter is already zero;
+ * -EUCLEAN if the state word in the segment is corrupt.
+ */
+int wg_done(wg *g);
+
+/**
+ * wg_wait() - Wait until the counter is zero.
+ * @g: the group.
+ * @timeout_usec: how long to wait at most: 0 only checks (a try-wait), WG_USEC_INFINITY waits
+ *                forever. The deadline is computed once on CLOCK_MONOTONIC, so neither clock
+ *                changes nor spurious wakeups stretch it.
+ *
+ * Returns at once if the counter is zero. Otherwise it waits for the generation it observed to
+ * end: it returns 0 even if, by the time it runs again, the group was reused and its counter is
+ * non-zero again. Spurious wakeups never surface.
+ *
+ * Return: 0 once the counter was zero; -EINVAL if @g is NULL; -ETIMEDOUT if @timeout_usec passed
+ * first; -EINTR if a signal handler ran in this thread while it slept (with or without
+ * SA_RESTART; the caller decides whether to wait again); -EUCLEAN if the state word in the
+ * segment is corrupt.
+ */
+int wg_wait(wg *g, uint64_t timeout_usec);
+
+/**
+ * wg_get_count() - Read the counter.
+ * @g: the group.
+ * @ret: where to store the counter, 0 to WG_COUNT_MAX.
+ *
+ * Return: 0 on success; -EINVAL if @g or @ret is NULL; -EUCLEAN if the state word in the segment
+ * is corrupt.
+ */
+int wg_get_count(wg *g, uint64_t *ret);
+
+/**
+ * wg_get_generation() - Read how many times the counter went back to zero.
+ * @g: the group.
+ * @ret: where to store the generation. It counts modulo 2^30 and wraps.
+ *
+ * Return: 0 on success; -EINVAL if @g or @ret is NULL; -EUCLEAN if the state word in the segment
+ * is corrupt.
+ */
+int wg_get_generation(wg *g, uint64_t *ret);
+
+#if defined(__GNUC__)
+/* For __attribute__((cleanup(wg_unrefp))). */
+static __inline__ void wg_unrefp(wg **g) {
+        if (*g)
+                (void) wg_unref(*g);
+}
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* WG_H */

@@ -1,0 +1,338 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The counter's semantics within one process: add, done and wait, misuse as errors that leave
+ * the state word exactly as it was, timeouts, signals, generations and their wrap, and waiters in
+ * threads.
+ */
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "segment.h"
+#include "test-util.h"
+#include "wg.h"
+
+static uint64_t count_of(wg *g) {
+        uint64_t v;
+
+        assert_int_equal(wg_get_count(g, &v), 0);
+        return v;
+}
+
+static uint64_t generation_of(wg *g) {
+        uint64_t v;
+
+        assert_int_equal(wg_get_generation(g, &v), 0);
+        return v;
+}
+
+static uint64_t monotonic_usec(void) {
+        struct timespec ts;
+
+        assert_int_equal(clock_gettime(CLOCK_MONOTONIC, &ts), 0);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+static void test_add_done(void **state) {
+        wg *g;
+
+        assert_int_equal(wg_new(&g), 0);
+        assert_int_equal(wg_add(g, 3), 0);
+        assert_int_equal(count_of(g), 3);
+        assert_int_equal(wg_wait(g, 0), -ETIMEDOUT);
+        assert_int_equal(wg_done(g), 0);
+        assert_int_equal(wg_add(g, -1), 0);
+        assert_int_equal(count_of(g), 1);
+        assert_int_equal(generation_of(g), 0);
+        assert_int_equal(wg_done(g), 0);
+        assert_int_equal(count_of(g), 0);
+        assert_int_equal(generation_of(g), 1);
+        assert_int_equal(wg_wait(g, 0), 0);
+        assert_int_equal(wg_wait(g, WG_USEC_INFINITY), 0);
+
+        /* add(0) checks and changes nothing, not even at zero. */
+        assert_int_equal(wg_add(g, 0), 0);
+        assert_int_equal(generation_of(g), 1);
+
+        /* Reuse: each return to zero is one more generation. */
+        for (unsigned i = 0; i < 10; i++) {
+                assert_int_equal(wg_add(g, 2), 0);
+                assert_int_equal(wg_add(g, -2), 0);
+        }
+        assert_int_equal(generation_of(g), 11);
+        wg_unref(g);
+}
+
+/* Go's TestWaitGroupMisuse: one done too many. Go panics; we refuse and change nothing. */
+static void test_misuse(void **state) {
+        uint64_t before;
+        wg *g;
+
+        assert_int_equal(wg_new(&g), 0);
+        assert_int_equal(wg_add(g, 1), 0);
+        assert_int_equal(wg_done(g), 0);
+        before = raw_state(g);
+        assert_int_equal(wg_done(g), -ERANGE);
+        assert_true(raw_state(g) == before);
+        assert_int_equal(wg_add(g, -5), -ERANGE);
+        assert_true(raw_state(g) == before);
+
+        /* Below zero from above zero too. */
+        assert_int_equal(wg_add(g, 2), 0);
+        before = raw_state(g);
+        assert_int_equal(wg_add(g, -3), -ERANGE);
+        assert_true(raw_state(g) == before);
+        assert_int_equal(count_of(g), 2);
+        wg_unref(g);
+}
+
+static void test_limits(void **state) {
+        uint64_t before;
+        wg *g;
+
+        assert_int_equal(wg_new(&g), 0);
+        before = raw_state(g);
+        assert_int_equal(wg_add(g, INT64_MIN), -ERANGE);
+        assert_int_equal(wg_add(g, INT64_MAX), -EOVERFLOW);
+        assert_int_equal(wg_add(g, WG_COUNT_MAX + 1), -EOVERFLOW);
+        assert_int_equal(wg_add(g, UINT32_MAX), -EOVERFLOW);
+        assert_true(raw_state(g) == before);
+
+        assert_int_equal(wg_add(g, WG_COUNT_MAX), 0);
+        assert_int_equal(count_of(g), WG_COUNT_MAX);
+        before = raw_state(g);
+        assert_int_equal(wg_add(g, 1), -EOVERFLOW);
+        assert_int_equal(wg_add(g, INT64_MAX), -EOVERFLOW);
+        assert_int_equal(wg_add(g, INT64_MIN), -ERANGE);
+        assert_int_equal(wg_add(g, -WG_COUNT_MAX - 1), -ERANGE);
+        assert_true(raw_state(g) == before);
+
+        /* All of it at once: done, next generation, never a carry into the flag bits. */
+        assert_int_equal(wg_add(g, -WG_COUNT_MAX), 0);
+        assert_int_equal(count_of(g), 0);
+        assert_int_equal(generation_of(g), 1);
+        assert_true(raw_state(g) == WG_STATE_GEN_ONE);
+        wg_unref(g);
+}
+
+static void test_bad_handle(void **state) {
+        uint64_t v;
+        wg *g;
+
+        assert_int_equal(wg_add(NULL, 1), -EINVAL);
+        assert_int_equal(wg_done(NULL), -EINVAL);
+        assert_int_equal(wg_wait(NULL, 0), -EINVAL);
+        assert_int_equal(wg_get_count(NULL, &v), -EINVAL);
+        assert_int_equal(wg_get_generation(NULL, &v), -EINVAL);
+
+        assert_int_equal(wg_new(&g), 0);
+        assert_int_equal(wg_get_count(g, NULL), -EINVAL);
+        assert_int_equal(wg_get_generation(g, NULL), -EINVAL);
+        wg_unref(g);
+}
+
+static void test_ref_unref(void **state) {
+        wg *g;
+        int fd;
+
+        assert_int_equal(wg_new(&g), 0);
+        fd = wg_fd(g);
+        assert_ptr_equal(wg_ref(g), g);
+        assert_null(wg_unref(g));
+        /* Still alive: the fd is open and the counter works. */
+        assert_true(fcntl(fd, F_GETFD) >= 0);
+        assert_int_equal(wg_add(g, 1), 0);
+        assert_null(wg_unref(g));
+        assert_true(fcntl(fd, F_GETFD) < 0);
+}
+
+static void test_timeout(void **state) {
+        uint64_t start, elapsed;
+        wg *g;
+
+        assert_int_equal(wg_new(&g), 0);
+        assert_int_equal(wg_add(g, 1), 0);
+
+        /* A try-wait never sleeps and never registers. */
+        assert_int_equal(wg_wait(g, 0), -ETIMEDOUT);
+        assert_false(raw_state(g) & WG_STATE_WAITERS);
+
+        start = monotonic_usec();
+        assert_int_equal(wg_wait(g, 20000), -ETIMEDOUT);
+        elapsed = monotonic_usec() - start;
+        assert_true(elapsed >= 20000); /* never early; how late is the scheduler's business */
+        assert_int_equal(count_of(g), 1);
+
+        /* The timed-out waiter left WAITERS behind; the completion clears it. */
+        assert_true(raw_state(g) & WG_STATE_WAITERS);
+        assert_int_equal(wg_done(g), 0);
+        assert_true(raw_state(g) == WG_STATE_GEN_ONE);
+        wg_unref(g);
+}
+
+struct waiter {
+        wg *g;
+        uint64_t timeout_usec;
+        pid_t tid;
+        int result;
+};
+
+static void *waiter_thread(void *p) {
+        struct waiter *w = p;
+
+        __atomic_store_n(&w->tid, gettid(), __ATOMIC_SEQ_CST);
+        w->result = wg_wait(w->g, w->timeout_usec);
+        return NULL;
+}
+
+static void start_waiter(pthread_t *t, struct waiter *w) {
+        assert_int_equal(pthread_create(t, NULL, waiter_thread, w), 0);
+        while (__atomic_load_n(&w->tid, __ATOMIC_SEQ_CST) == 0)
+                sched_yield();
+        wait_until_thread_futex_sleep(w->tid);
+}
+
+static void test_thread_waiters(void **state) {
+        struct waiter w[4] = {};
+        pthread_t t[4];
+        wg *g;
+
+        assert_int_equal(wg_new(&g), 0);
+        assert_int_equal(wg_add(g, 2), 0);
+        for (unsigned i = 0; i < 4; i++) {
+                w[i] = (struct waiter) { .g = g, .timeout_usec = i % 2 ? WG_USEC_INFINITY : 60000000 };
+                start_waiter(&t[i], &w[i]);
+        }
+        assert_true(raw_state(g) & WG_STATE_WAITERS);
+
+        assert_int_equal(wg_done(g), 0);
+        assert_int_equal(wg_done(g), 0);
+        for (unsigned i = 0; i < 4; i++) {
+                assert_int_equal(pthread_join(t[i], NULL), 0);
+                assert_int_equal(w[i].result, 0);
+        }
+        assert_false(raw_state(g) & WG_STATE_WAITERS);
+        wg_unref(g);
+}
+
+/* The generation wraps at 2^30; a waiter in the last generation before the wrap is released. */
+static void test_generation_wrap(void **state) {
+        struct waiter w = {};
+        pthread_t t;
+        wg *g;
+
+        assert_int_equal(wg_new(&g), 0);
+        raw_state_set(g, (WG_STATE_GEN_MASK << WG_STATE_GEN_SHIFT) | 1);
+        assert_int_equal(generation_of(g), WG_STATE_GEN_MASK);
+
+        w = (struct waiter) { .g = g, .timeout_usec = WG_USEC_INFINITY };
+        start_waiter(&t, &w);
+        assert_int_equal(wg_done(g), 0);
+        assert_int_equal(pthread_join(t, NULL), 0);
+        assert_int_equal(w.result, 0);
+        assert_int_equal(generation_of(g), 0);
+        assert_true(raw_state(g) == 0);
+        wg_unref(g);
+}
+
+static volatile sig_atomic_t got_signal;
+
+static void on_signal(int sig) {
+        got_signal = sig;
+}
+
+static void interrupted(int sa_flags, uint64_t timeout_usec) {
+        struct sigaction sa = { .sa_handler = on_signal, .sa_flags = sa_flags }, old;
+        struct waiter w = {};
+        pthread_t t;
+        wg *g;
+
+        assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
+        got_signal = 0;
+
+        assert_int_equal(wg_new(&g), 0);
+        assert_int_equal(wg_add(g, 1), 0);
+        w = (struct waiter) { .g = g, .timeout_usec = timeout_usec };
+        start_waiter(&t, &w);
+        assert_int_equal(pthread_kill(t, SIGUSR1), 0);
+        assert_int_equal(pthread_join(t, NULL), 0);
+        assert_int_equal(w.result, -EINTR);
+        assert_int_equal(got_signal, SIGUSR1);
+        assert_int_equal(count_of(g), 1);
+
+        assert_int_equal(sigaction(SIGUSR1, &old, NULL), 0);
+        wg_unref(g);
+}
+
+static void test_eintr(void **state) {
+        interrupted(0, WG_USEC_INFINITY);
+        interrupted(SA_RESTART, WG_USEC_INFINITY);
+        interrupted(0, 60000000);
+        interrupted(SA_RESTART, 60000000);
+}
+
+/* Go's TestWaitGroupRace, with threads: nobody is released before both dones. */
+struct racer {
+        wg *g;
+        int *n;
+};
+
+static void *racer_thread(void *p) {
+        struct racer *r = p;
+
+        __atomic_add_fetch(r->n, 1, __ATOMIC_RELAXED);
+        (void) wg_done(r->g);
+        return NULL;
+}
+
+static void test_race_threads(void **state) {
+        unsigned rounds = test_scale(1000);
+        wg *g;
+
+        assert_int_equal(wg_new(&g), 0);
+        for (unsigned i = 0; i < rounds; i++) {
+                int n = 0;
+                struct racer r = { .g = g, .n = &n };
+                pthread_t t[2];
+
+                assert_int_equal(wg_add(g, 1), 0);
+                assert_int_equal(pthread_create(&t[0], NULL, racer_thread, &r), 0);
+                assert_int_equal(wg_add(g, 1), 0);
+                assert_int_equal(pthread_create(&t[1], NULL, racer_thread, &r), 0);
+                assert_int_equal(wg_wait(g, WG_USEC_INFINITY), 0);
+                assert_int_equal(__atomic_load_n(&n, __ATOMIC_RELAXED), 2);
+                assert_int_equal(pthread_join(t[0], NULL), 0);
+                assert_int_equal(pthread_join(t[1], NULL), 0);
+        }
+        assert_int_equal(count_of(g), 0);
+        wg_unref(g);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                fd_checked_test(test_add_done),
+                fd_checked_test(test_misuse),
+                fd_checked_test(test_limits),
+                fd_checked_test(test_bad_handle),
+                fd_checked_test(test_ref_unref),
+                fd_checked_test(test_timeout),
+                fd_checked_test(test_thread_waiters),
+                fd_checked_test(test_generation_wrap),
+                fd_checked_test(test_eintr),
+                fd_checked_test(test_race_threads),
+        };
+
+        return cmocka_run_group_tests_name("counter", tests, NULL, NULL);
+}

@@ -1,0 +1,190 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "segment.h"
+#include "test-util.h"
+
+unsigned test_scale(unsigned n) {
+        const char *e = getenv("WG_TEST_SLOW");
+
+        if (e && *e && strcmp(e, "0") != 0)
+                return n / 10 > 0 ? n / 10 : 1;
+        return n;
+}
+
+pid_t spawn_helper(const int *fds, size_t n_fds, const char *const *argv) {
+        const char *helper = getenv("WG_HELPER");
+        size_t n_args = 0;
+        pid_t pid;
+
+        assert_non_null(helper);
+        while (argv[n_args])
+                n_args++;
+
+        const char *full[n_args + 2];
+        full[0] = helper;
+        for (size_t i = 0; i < n_args; i++)
+                full[i + 1] = argv[i];
+        full[n_args + 1] = NULL;
+
+        /*
+         * fork + exec rather than posix_spawn, to place the fds by hand: the fds we pass may
+         * themselves sit at 3, 4, ..., so move them all above the target range first.
+         */
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                int high[n_fds > 0 ? n_fds : 1];
+
+                /* A test that fails or is killed must not leave helpers behind, asleep forever. */
+                if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+                        _exit(122);
+
+                for (size_t i = 0; i < n_fds; i++) {
+                        high[i] = fcntl(fds[i], F_DUPFD, 100);
+                        if (high[i] < 0)
+                                _exit(120);
+                }
+                for (size_t i = 0; i < n_fds; i++)
+                        if (dup2(high[i], 3 + (int) i) < 0)
+                                _exit(121);
+                closefrom(3 + (int) n_fds);
+                execv(helper, (char *const *) full);
+                _exit(127);
+        }
+        return pid;
+}
+
+int reap(pid_t pid) {
+        int status;
+
+        for (;;) {
+                if (waitpid(pid, &status, 0) >= 0)
+                        break;
+                assert_int_equal(errno, EINTR);
+        }
+        if (WIFEXITED(status))
+                return WEXITSTATUS(status);
+        return 128 + WTERMSIG(status);
+}
+
+static void sleep_usec(long usec) {
+        struct timespec ts = { .tv_sec = usec / 1000000, .tv_nsec = usec % 1000000 * 1000 };
+
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
+}
+
+/* /proc/PID/syscall starts with the number of the system call the task is blocked in. */
+static void wait_until_in_futex(const char *path) {
+        for (unsigned i = 0; i < 20000; i++) {
+                char buf[64] = {};
+                FILE *f = fopen(path, "re");
+                long nr = -1;
+
+                if (f) {
+                        if (fgets(buf, sizeof(buf), f))
+                                nr = strtol(buf, NULL, 10);
+                        fclose(f);
+                }
+                if (nr == SYS_futex)
+                        return;
+                sleep_usec(1000);
+        }
+        fail_msg("%s never showed a sleeping futex call", path);
+}
+
+void wait_until_futex_sleep(pid_t pid) {
+        char path[64];
+
+        snprintf(path, sizeof(path), "/proc/%d/syscall", (int) pid);
+        wait_until_in_futex(path);
+}
+
+void wait_until_thread_futex_sleep(pid_t tid) {
+        char path[64];
+
+        snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int) tid);
+        wait_until_in_futex(path);
+}
+
+static uint64_t *map_state(wg *g, void **ret_map) {
+        void *map = mmap(NULL, WG_SEGMENT_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, wg_fd(g), 0);
+
+        assert_true(map != MAP_FAILED);
+        *ret_map = map;
+        return (uint64_t *) ((uint8_t *) map + WG_STATE_OFFSET);
+}
+
+uint64_t raw_state(wg *g) {
+        void *map;
+        uint64_t s = __atomic_load_n(map_state(g, &map), __ATOMIC_SEQ_CST);
+
+        assert_int_equal(munmap(map, WG_SEGMENT_SIZE), 0);
+        return s;
+}
+
+void raw_state_set(wg *g, uint64_t s) {
+        void *map;
+
+        __atomic_store_n(map_state(g, &map), s, __ATOMIC_SEQ_CST);
+        assert_int_equal(munmap(map, WG_SEGMENT_SIZE), 0);
+}
+
+int memfd_with(const void *data, size_t size, unsigned seals) {
+        int fd = memfd_create("wg-test", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+        assert_true(fd >= 0);
+        assert_int_equal(ftruncate(fd, (off_t) size), 0);
+        if (size > 0)
+                assert_int_equal(pwrite(fd, data, size, 0), (ssize_t) size);
+        if (seals)
+                assert_int_equal(fcntl(fd, F_ADD_SEALS, seals), 0);
+        return fd;
+}
+
+static unsigned count_fds(void) {
+        DIR *d = opendir("/proc/self/fd");
+        unsigned n = 0;
+
+        assert_non_null(d);
+        while (readdir(d))
+                n++;
+        closedir(d);
+        return n;
+}
+
+static unsigned fds_at_setup;
+
+int fds_setup(void **state) {
+        fds_at_setup = count_fds();
+        return 0;
+}
+
+int fds_teardown(void **state) {
+        unsigned now = count_fds();
+
+        if (now != fds_at_setup) {
+                print_error("fd leak: %u open before the test, %u after\n", fds_at_setup, now);
+                return -1;
+        }
+        return 0;
+}

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * What the tests share: starting the helper program as a real, unrelated process (exec'd, with
+ * chosen fds inherited), reaping it, watching it sleep, and reading a segment's raw state word
+ * through a mapping of our own.
+ */
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "wg.h"
+
+/* Scale a loop count down when the tests run under valgrind (WG_TEST_SLOW=1). */
+unsigned test_scale(unsigned n);
+
+/*
+ * Spawn the helper (tests/wg-helper, found via $WG_HELPER) with @argv (NULL-terminated, without
+ * the program name). @fds[i] becomes fd 3+i in the child; every other fd of ours is
+ * close-on-exec or closed. Returns the pid; aborts the test on failure.
+ */
+pid_t spawn_helper(const int *fds, size_t n_fds, const char *const *argv);
+
+/* Reap @pid and return its exit code, or 128+signal if a signal killed it. */
+int reap(pid_t pid);
+
+/* Wait (bounded by 20 s, then abort) until @pid sleeps in a futex system call. */
+void wait_until_futex_sleep(pid_t pid);
+
+/* Same for a thread of ours. */
+void wait_until_thread_futex_sleep(pid_t tid);
+
+/* The raw 64-bit state word of @g's segment, read through our own mapping. */
+uint64_t raw_state(wg *g);
+
+/* Write the state word of @g's segment directly, as a misbehaving peer could. */
+void raw_state_set(wg *g, uint64_t s);
+
+/* A fresh memfd holding @size bytes of @data, sealed with @seals (0 for none). */
+int memfd_with(const void *data, size_t size, unsigned seals);
+
+/*
+ * cmocka setup and teardown that check a test leaves no fd behind: every failed attach must
+ * close what it opened.
+ */
+int fds_setup(void **state);
+int fds_teardown(void **state);
+#define fd_checked_test(f) cmocka_unit_test_setup_teardown(f, fds_setup, fds_teardown)

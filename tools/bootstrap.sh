@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# The README's two commands, for a fresh Debian 12 machine:
+#
+#   tools/bootstrap.sh demo    install what is missing, build, run the main job
+#   tools/bootstrap.sh test    install what is missing, build, run every test: the plain build,
+#                              the same tests under valgrind, and an ASan+UBSan build
+#   tools/bootstrap.sh deps    only install what is missing
+#
+# Packages come from apt-get (as root, or through sudo). Build directories: build/ and
+# build-asan/ at the top of the tree; both are reused when they exist.
+set -euo pipefail
+
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$top"
+
+# Everything the build, the tests and the benchmarks need, by Debian package name.
+packages=(
+    gcc
+    meson
+    ninja-build
+    pkg-config
+    libcmocka-dev
+    valgrind
+    strace
+)
+
+usage() {
+    echo "usage: $0 demo|test|deps" >&2
+    exit 2
+}
+
+install_deps() {
+    local missing=() p
+    for p in "${packages[@]}"; do
+        dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+
+    echo "installing: ${missing[*]}"
+    local sudo=()
+    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+# setup DIR [meson options...]: configure once, then build.
+build() {
+    local dir=$1
+    shift
+    [ -f "$dir/build.ninja" ] || meson setup "$dir" "$@"
+    ninja -C "$dir"
+}
+
+# Run one meson test pass and add its counts to the totals.
+passed=0 failed=0 skipped=0
+run_tests() {
+    local title=$1 log
+    shift
+    echo
+    echo "=== $title"
+    log=$(mktemp)
+    local rc=0
+    meson test --print-errorlogs "$@" 2>&1 | tee "$log" || rc=$?
+    local ok fail xfail xpass timeout skip
+    ok=$(sed -n 's/^Ok: *\([0-9]*\).*/\1/p' "$log")
+    fail=$(sed -n 's/^Fail: *\([0-9]*\).*/\1/p' "$log")
+    xfail=$(sed -n 's/^Expected Fail: *\([0-9]*\).*/\1/p' "$log")
+    xpass=$(sed -n 's/^Unexpected Pass: *\([0-9]*\).*/\1/p' "$log")
+    timeout=$(sed -n 's/^Timeout: *\([0-9]*\).*/\1/p' "$log")
+    skip=$(sed -n 's/^Skipped: *\([0-9]*\).*/\1/p' "$log")
+    rm -f "$log"
+    passed=$((passed + ${ok:-0} + ${xfail:-0}))
+    failed=$((failed + ${fail:-0} + ${xpass:-0} + ${timeout:-0}))
+    skipped=$((skipped + ${skip:-0}))
+    # A run that died before its summary counts as a failure.
+    if [ "$rc" -ne 0 ] && [ -z "$fail$timeout$xpass" ]; then
+        failed=$((failed + 1))
+    fi
+}
+
+[ $# -eq 1 ] || usage
+case "$1" in
+deps)
+    install_deps
+    ;;
+demo)
+    install_deps
+    build build
+    echo
+    ./build/examples/wg-demo
+    ;;
+test)
+    install_deps
+    build build
+    run_tests "tests" -C build
+    run_tests "tests under valgrind" -C build --setup valgrind
+    build build-asan -Db_sanitize=address,undefined
+    run_tests "tests with AddressSanitizer and UndefinedBehaviorSanitizer" -C build-asan
+    echo
+    echo "$passed passed, $failed failed, $skipped skipped"
+    [ "$failed" -eq 0 ]
+    ;;
+*)
+    usage
+    ;;
+esac

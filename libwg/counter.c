@@ -69,7 +69,7 @@ _public_ int wg_add(wg *g, int64_t delta) {
                         next = s + (uint64_t) delta;
                 } else {
                         /* -(delta + 1) + 1 is |delta| without overflowing at INT64_MIN. */
-                        uint64_t n = (uint64_t) -(delta + 1) + 1;
+                        uint64_t n = (uint64_t) (-(delta + 1)) + 1;
 
                         if (n > count)
                                 return -ERANGE;
@@ -146,7 +146,7 @@ _public_ int wg_wait(wg *g, uint64_t timeout_usec) {
                         return -EUCLEAN;
 
                 switch (r) {
-                case 0:       /* woken, or spuriously: look again */
+                case 0: /* woken, or spuriously: look again */
                         break;
                 case -EAGAIN: /* the word changed under us: a new waiter, an add, or a peer's noise */
                         /*

@@ -20,9 +20,9 @@
  * woken (possibly spuriously), else -EAGAIN (the word differed), -ETIMEDOUT or -EINTR.
  */
 static inline int futex_wait_until(uint32_t *word, uint32_t expected, const struct timespec *deadline) {
-        if (syscall(SYS_futex, word, FUTEX_WAIT_BITSET, expected, deadline, NULL, FUTEX_BITSET_MATCH_ANY) < 0)
-                return -errno;
-        return 0;
+        long r = syscall(SYS_futex, word, FUTEX_WAIT_BITSET, expected, deadline, NULL, FUTEX_BITSET_MATCH_ANY);
+
+        return r < 0 ? -errno : 0;
 }
 
 /*

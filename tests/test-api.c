@@ -9,12 +9,12 @@
 
 #include "wg.h"
 
-#define CHECK(expr)                                                                                      \
-        do {                                                                                             \
-                if (!(expr)) {                                                                           \
-                        fprintf(stderr, "%s:%d: %s failed\n", __FILE__, __LINE__, #expr);                \
-                        return 1;                                                                        \
-                }                                                                                        \
+#define CHECK(expr)                                                                                         \
+        do {                                                                                                \
+                if (!(expr)) {                                                                              \
+                        fprintf(stderr, "%s:%d: %s failed\n", __FILE__, __LINE__, #expr);                   \
+                        return 1;                                                                           \
+                }                                                                                           \
         } while (0)
 
 int main(void) {

@@ -18,6 +18,7 @@ cd "$top"
 # Everything the build, the tests and the benchmarks need, by Debian package name.
 packages=(
     gcc
+    libc6-dev
     meson
     ninja-build
     pkg-config

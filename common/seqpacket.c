@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "macro.h"
+#include "seqpacket.h"
+
+/* Room for more fds than we accept, so that a sender's extra fds are seen, and closed. */
+#define FDS_MAX 8
+
+int seqpacket_send(int sock, const void *buf, size_t len, int fd, int flags) {
+        struct iovec iov = { .iov_base = (void *) buf, .iov_len = len };
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(sizeof(int))];
+        } control;
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+        if (fd >= 0) {
+                struct cmsghdr *c;
+
+                memset(&control, 0, sizeof(control));
+                mh.msg_control = &control;
+                mh.msg_controllen = sizeof(control);
+                c = CMSG_FIRSTHDR(&mh);
+                c->cmsg_level = SOL_SOCKET;
+                c->cmsg_type = SCM_RIGHTS;
+                c->cmsg_len = CMSG_LEN(sizeof(int));
+                memcpy(CMSG_DATA(c), &fd, sizeof(int));
+        }
+
+        if (sendmsg(sock, &mh, MSG_NOSIGNAL | flags) < 0)
+                return negative_errno();
+        return 0;
+}
+
+ssize_t seqpacket_recv(int sock, void *buf, size_t size, int *ret_fd, int flags) {
+        struct iovec iov = { .iov_base = buf, .iov_len = size };
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(sizeof(int) * FDS_MAX)];
+        } control;
+        struct msghdr mh = {
+                .msg_iov = &iov,
+                .msg_iovlen = 1,
+                .msg_control = &control,
+                .msg_controllen = sizeof(control),
+        };
+        int fds[FDS_MAX], received = -EBADF;
+        size_t n_fds = 0;
+        ssize_t n;
+
+        n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | flags);
+        if (n < 0)
+                return negative_errno();
+
+        /* Harvest every fd first, so that none leaks whatever else is wrong with the record. */
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+                size_t k;
+
+                if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+                        continue;
+                k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                for (size_t i = 0; i < k && n_fds < FDS_MAX; i++)
+                        memcpy(&fds[n_fds++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+        }
+
+        if ((mh.msg_flags & MSG_CTRUNC) || n_fds > 1 || (n_fds == 1 && !ret_fd)) {
+                for (size_t i = 0; i < n_fds; i++)
+                        safe_close(fds[i]);
+                return -EBADMSG;
+        }
+        if (n_fds == 1)
+                received = fds[0];
+
+        if (mh.msg_flags & MSG_TRUNC) {
+                safe_close(received);
+                return -EMSGSIZE;
+        }
+
+        if (ret_fd)
+                *ret_fd = received;
+        return n;
+}

@@ -12,6 +12,7 @@
  */
 
 #include <assert.h>
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -50,7 +51,7 @@ static_assert(WG_STATE_OFFSET >= sizeof(struct wg_header), "state after header")
  *   bits  0..30  counter, 0 .. WG_COUNT_MAX
  *   bit   31     zero (a set bit means corruption: the counter never gets there)
  *   bit   32     WAITERS: somebody may sleep in the current generation
- *   bit   33     zero in version 1.0 (reserved for marking a broken group)
+ *   bit   33     DELETED: wgd deleted the group; final, every operation fails with EIDRM
  *   bits 34..63  generation, +1 at each return of the counter to zero, wrapping at 2^30
  *
  * Futex words are 32 bits, so waiters sleep on the upper half (generation and WAITERS): the CAS
@@ -59,11 +60,11 @@ static_assert(WG_STATE_OFFSET >= sizeof(struct wg_header), "state after header")
 #define WG_STATE_COUNT_MASK UINT64_C(0x7fffffff)
 #define WG_STATE_COUNT_BAD UINT64_C(0x80000000)
 #define WG_STATE_WAITERS (UINT64_C(1) << 32)
-#define WG_STATE_RESERVED (UINT64_C(1) << 33)
+#define WG_STATE_DELETED (UINT64_C(1) << 33)
 #define WG_STATE_GEN_SHIFT 34
 #define WG_STATE_GEN_ONE (UINT64_C(1) << WG_STATE_GEN_SHIFT)
 #define WG_STATE_GEN_MASK (UINT64_C(0x3fffffff))
-#define WG_STATE_INVALID (WG_STATE_COUNT_BAD | WG_STATE_RESERVED)
+#define WG_STATE_INVALID WG_STATE_COUNT_BAD
 
 static inline uint64_t wg_state_count(uint64_t s) {
         return s & WG_STATE_COUNT_MASK;
@@ -75,6 +76,15 @@ static inline uint64_t wg_state_generation(uint64_t s) {
 
 static inline int wg_state_valid(uint64_t s) {
         return (s & WG_STATE_INVALID) == 0;
+}
+
+/* 0 if the state word may be used, else the error every operation reports. */
+static inline int wg_state_check(uint64_t s) {
+        if (s & WG_STATE_DELETED)
+                return -EIDRM;
+        if (!wg_state_valid(s))
+                return -EUCLEAN;
+        return 0;
 }
 
 /* The futex word: the upper 32 bits of the state word, wherever they sit in memory. */

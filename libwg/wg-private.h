@@ -13,3 +13,9 @@ struct wg {
         void *map;       /* WG_SEGMENT_SIZE bytes, MAP_SHARED */
         uint64_t *state; /* the state word inside map */
 };
+
+/*
+ * Mark the group deleted (wgd's Delete): every operation on the segment fails with -EIDRM from
+ * now on, in every process, and every sleeper is woken to learn it.
+ */
+void wg__mark_deleted(wg *g);

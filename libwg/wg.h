@@ -44,6 +44,11 @@ extern "C" {
 
 typedef struct wg wg;
 
+/* Flags of wg_open(). */
+#define WG_CREATE (UINT64_C(1) << 32) /* create the group if it does not exist */
+#define WG_EXCL (UINT64_C(1) << 33)   /* with WG_CREATE: fail if it exists */
+#define WG_MODE_MASK UINT64_C(0777)   /* the permission bits of a group that is created */
+
 /**
  * wg_new() - Create an anonymous group in a fresh sealed memfd, with no daemon.
  * @ret: where to store the new handle; the counter starts at zero, generation zero.
@@ -72,6 +77,41 @@ int wg_new(wg **ret);
  * write-sealed); -ENOMEM; -EMFILE or -ENFILE if no fd is left.
  */
 int wg_from_fd(int fd, wg **ret);
+
+/**
+ * wg_open() - Open a named group through wgd.
+ * @name: the group's name: 1 to 64 characters of A-Z a-z 0-9 _ . -, not starting with '.'.
+ * @flags: 0, or WG_CREATE to create the group if it does not exist, with WG_EXCL to fail if it
+ *         does; ORed with the permission bits for a group that gets created (0660 lets the
+ *         creator's group in, 0666 everybody; 0 means 0600, the owner only).
+ * @ret: where to store the new handle.
+ *
+ * Asks wgd (at $WGD_SOCKET, else $XDG_RUNTIME_DIR/wgd.sock, else /run/wgd.sock) for the group's
+ * segment and attaches to it as wg_from_fd() does. From then on the handle works without wgd.
+ *
+ * Return: 0 on success; -EINVAL if @name is not a valid name, @flags has unknown bits, WG_EXCL
+ * comes without WG_CREATE, or @ret is NULL; -ENOENT if there is no such group (and no WG_CREATE);
+ * -EEXIST if it exists and WG_CREATE|WG_EXCL was given; -EACCES if its mode does not allow this
+ * process to write it; -EPERM if the mode names a group the caller is not in; -EDQUOT if the
+ * caller owns as many groups as wgd allows; -EUSERS if it has as many connections to wgd as
+ * allowed; -ECONNREFUSED if wgd is not running; -ETIMEDOUT if it did not answer within 25
+ * seconds; -EPROTO if what it answered was not a valid response; -ENAMETOOLONG if the socket
+ * path is too long; or any error of wg_from_fd().
+ */
+int wg_open(const char *name, uint64_t flags, wg **ret);
+
+/**
+ * wg_unlink() - Delete a named group through wgd.
+ * @name: the group's name.
+ *
+ * The name is free at once. Processes that hold the group keep their mappings, but every
+ * operation on them fails with -EIDRM from now on, and their waiters wake with that error.
+ *
+ * Return: 0 on success; -EINVAL if @name is not a valid name; -ENOENT if there is no such
+ * group; -EPERM if the caller is neither its owner nor root; -ECONNREFUSED, -ETIMEDOUT, -EPROTO,
+ * -ENAMETOOLONG as for wg_open().
+ */
+int wg_unlink(const char *name);
 
 /**
  * wg_fd() - The segment fd of a group, to hand to another process.
@@ -112,8 +152,8 @@ wg *wg_unref(wg *g);
  * of every wg_wait() it releases. On any error the state word is left exactly as it was.
  *
  * Return: 0 on success; -EINVAL if @g is NULL; -ERANGE if the counter would drop below zero;
- * -EOVERFLOW if it would exceed WG_COUNT_MAX; -EUCLEAN if the state word in the segment is
- * corrupt.
+ * -EOVERFLOW if it would exceed WG_COUNT_MAX; -EIDRM if the group was deleted (a named group,
+ * by wgd); -EUCLEAN if the state word in the segment is corrupt.
  */
 int wg_add(wg *g, int64_t delta);
 
@@ -122,7 +162,7 @@ int wg_add(wg *g, int64_t delta);
  * @g: the group.
  *
  * Return: 0 on success; -EINVAL if @g is NULL; -ERANGE if the counter is already zero;
- * -EUCLEAN if the state word in the segment is corrupt.
+ * -EIDRM if the group was deleted; -EUCLEAN if the state word in the segment is corrupt.
  */
 int wg_done(wg *g);
 
@@ -139,8 +179,8 @@ int wg_done(wg *g);
  *
  * Return: 0 once the counter was zero; -EINVAL if @g is NULL; -ETIMEDOUT if @timeout_usec passed
  * first; -EINTR if a signal handler ran in this thread while it slept (with or without
- * SA_RESTART; the caller decides whether to wait again); -EUCLEAN if the state word in the
- * segment is corrupt.
+ * SA_RESTART; the caller decides whether to wait again); -EIDRM if the group was deleted,
+ * before or during the wait; -EUCLEAN if the state word in the segment is corrupt.
  */
 int wg_wait(wg *g, uint64_t timeout_usec);
 
@@ -149,8 +189,8 @@ int wg_wait(wg *g, uint64_t timeout_usec);
  * @g: the group.
  * @ret: where to store the counter, 0 to WG_COUNT_MAX.
  *
- * Return: 0 on success; -EINVAL if @g or @ret is NULL; -EUCLEAN if the state word in the segment
- * is corrupt.
+ * Return: 0 on success; -EINVAL if @g or @ret is NULL; -EIDRM if the group was deleted;
+ * -EUCLEAN if the state word in the segment is corrupt.
  */
 int wg_get_count(wg *g, uint64_t *ret);
 
@@ -159,8 +199,8 @@ int wg_get_count(wg *g, uint64_t *ret);
  * @g: the group.
  * @ret: where to store the generation. It counts modulo 2^30 and wraps.
  *
- * Return: 0 on success; -EINVAL if @g or @ret is NULL; -EUCLEAN if the state word in the segment
- * is corrupt.
+ * Return: 0 on success; -EINVAL if @g or @ret is NULL; -EIDRM if the group was deleted;
+ * -EUCLEAN if the state word in the segment is corrupt.
  */
 int wg_get_generation(wg *g, uint64_t *ret);
 

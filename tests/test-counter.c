@@ -22,6 +22,7 @@
 
 #include "segment.h"
 #include "test-util.h"
+#include "wg-private.h"
 #include "wg.h"
 
 static uint64_t count_of(wg *g) {
@@ -247,6 +248,40 @@ static void test_generation_wrap(void **state) {
         wg_unref(g);
 }
 
+/* wgd's Delete: final; every operation, in-flight waits included, fails with EIDRM. */
+static void test_deleted(void **state) {
+        struct waiter w = {};
+        uint64_t v = 42;
+        pthread_t t;
+        wg *g, *other;
+
+        assert_int_equal(wg_new(&g), 0);
+        assert_int_equal(wg_from_fd(wg_fd(g), &other), 0);
+        assert_int_equal(wg_add(g, 2), 0);
+        w = (struct waiter) { .g = other, .timeout_usec = WG_USEC_INFINITY };
+        start_waiter(&t, &w);
+
+        wg__mark_deleted(g);
+        assert_int_equal(pthread_join(t, NULL), 0);
+        assert_int_equal(w.result, -EIDRM);
+
+        assert_int_equal(wg_add(other, 1), -EIDRM);
+        assert_int_equal(wg_done(other), -EIDRM);
+        assert_int_equal(wg_wait(other, 0), -EIDRM);
+        assert_int_equal(wg_wait(other, WG_USEC_INFINITY), -EIDRM);
+        assert_int_equal(wg_get_count(other, &v), -EIDRM);
+        assert_int_equal(wg_get_generation(other, &v), -EIDRM);
+        assert_int_equal(v, 42);
+        assert_true(raw_state(g) == (WG_STATE_DELETED | 2));
+
+        /* A deleted segment still attaches (its header is fine), and is still deleted. */
+        wg_unref(other);
+        assert_int_equal(wg_from_fd(wg_fd(g), &other), 0);
+        assert_int_equal(wg_done(other), -EIDRM);
+        wg_unref(other);
+        wg_unref(g);
+}
+
 static volatile sig_atomic_t got_signal;
 
 static void on_signal(int sig) {
@@ -330,6 +365,7 @@ int main(void) {
                 fd_checked_test(test_timeout),
                 fd_checked_test(test_thread_waiters),
                 fd_checked_test(test_generation_wrap),
+                fd_checked_test(test_deleted),
                 fd_checked_test(test_eintr),
                 fd_checked_test(test_race_threads),
         };

@@ -267,8 +267,7 @@ static void test_corrupt_state_word(void **state) {
         static const uint64_t corrupt[] = {
                 UINT64_C(0x80000000),             /* counter bit 31 */
                 UINT64_C(0xffffffff),             /* counter all ones */
-                UINT64_C(1) << 33,                /* reserved bit */
-                UINT64_C(0xffffffffffffffff),     /* everything */
+                UINT64_C(0xfffffffdffffffff),     /* everything but DELETED */
                 (UINT64_C(5) << 34) | 0x80000003, /* plausible generation, bad counter */
         };
         wg *g;

@@ -7,6 +7,8 @@
  *   wg-helper ops FD[,FD...] OP...      attach to the segments at the FDs, run OPs in order on
  *                                       the first one (use:I switches to the I-th)
  *   wg-helper recv SOCK OP...           receive a segment fd over unix socket SOCK, then run OPs
+ *   wg-helper named NAME FLAGS OP...    wg_open(NAME, FLAGS) through wgd ($WGD_SOCKET), then run
+ *                                       OPs; FLAGS is a number, or NAME=ERRNO to expect failure
  *   wg-helper rounds WORK G0 G1 N       N rounds of: done(WORK), wait(G[round % 2])
  *   wg-helper churn FD N                N times: add(FD, 1), done(FD)
  *   wg-helper watch FD STOP TALLY       wait on FD with mixed timeouts until STOP's count is 0,
@@ -38,7 +40,10 @@ static const struct {
 } errnos[] = {
         { "EINTR", EINTR },           { "ETIMEDOUT", ETIMEDOUT }, { "ERANGE", ERANGE },
         { "EOVERFLOW", EOVERFLOW },   { "EUCLEAN", EUCLEAN },     { "EINVAL", EINVAL },
-        { "EBADMSG", EBADMSG },       { "EMEDIUMTYPE", EMEDIUMTYPE },
+        { "EBADMSG", EBADMSG },       { "EMEDIUMTYPE", EMEDIUMTYPE }, { "EIDRM", EIDRM },
+        { "EACCES", EACCES },         { "ENOENT", ENOENT },         { "EEXIST", EEXIST },
+        { "EPERM", EPERM },           { "ECONNREFUSED", ECONNREFUSED }, { "EDQUOT", EDQUOT },
+        { "EUSERS", EUSERS },
 };
 
 static int die_usage(const char *what) {
@@ -272,6 +277,31 @@ int main(int argc, char **argv) {
                 r = run_ops(groups, n, argv + 3, argc - 3);
                 for (size_t i = 0; i < n; i++)
                         wg_unref(groups[i]);
+                return r;
+        }
+
+        if (strcmp(argv[1], "named") == 0 && argc >= 4) {
+                char *expect = strchr(argv[3], '=');
+                wg *g = NULL;
+                int r;
+
+                if (expect)
+                        *expect++ = 0;
+                r = wg_open(argv[2], (uint64_t) parse_ll(argv[3]), &g);
+                if (expect) {
+                        if (r != -parse_errno(expect)) {
+                                fprintf(stderr, "wg-helper: wg_open(%s) returned %d, expected -%s\n", argv[2], r,
+                                        expect);
+                                return 1;
+                        }
+                        return 0;
+                }
+                if (r < 0) {
+                        fprintf(stderr, "wg-helper: wg_open(%s): %s\n", argv[2], strerror(-r));
+                        return 1;
+                }
+                r = run_ops(&g, 1, argv + 4, argc - 4);
+                wg_unref(g);
                 return r;
         }
 

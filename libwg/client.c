@@ -1,0 +1,166 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Named groups: libwg as a client of wgd. wgd owns names and permissions; once it has handed
+ * over a segment fd, libwg never talks to it again for that group.
+ */
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+
+#include "client.h"
+#include "group-name.h"
+#include "macro.h"
+#include "seqpacket.h"
+#include "time-util.h"
+#include "wg-private.h"
+
+static void response_freep(Wg__V1__Response **r) {
+        if (*r)
+                wg__v1__response__free_unpacked(*r, NULL);
+}
+
+static int connect_wgd(void) {
+        _cleanup_close_ int fd = -EBADF;
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        struct timeval tv = {
+                .tv_sec = WG_CLIENT_TIMEOUT_USEC / USEC_PER_SEC,
+        };
+        int r;
+
+        r = wg_socket_path(sa.sun_path, sizeof(sa.sun_path));
+        if (r < 0)
+                return r;
+
+        fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return negative_errno();
+
+        /* A wedged daemon must not hang its clients: bound both directions. */
+        if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0)
+                return negative_errno();
+
+        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
+                /* No socket file means no daemon, not "no such group". */
+                if (errno == ENOENT)
+                        return -ECONNREFUSED;
+                return negative_errno();
+        }
+
+        return TAKE_FD(fd);
+}
+
+int wg__call(Wg__V1__Request *req, Wg__V1__Response **ret, int *ret_fd) {
+        _cleanup_(response_freep) Wg__V1__Response *resp = NULL;
+        _cleanup_close_ int sock = -EBADF, fd = -EBADF;
+        _cleanup_free_ uint8_t *buf = NULL;
+        size_t len;
+        ssize_t n;
+
+        assert(req);
+        assert(ret);
+
+        req->has_version = true;
+        req->version = 1;
+        req->has_id = true;
+        req->id = 1;
+
+        len = wg__v1__request__get_packed_size(req);
+        if (len > WG_RECORD_MAX)
+                return -EMSGSIZE;
+        buf = malloc(WG_RECORD_MAX);
+        if (!buf)
+                return -ENOMEM;
+        wg__v1__request__pack(req, buf);
+
+        sock = connect_wgd();
+        if (sock < 0)
+                return sock;
+
+        n = seqpacket_send(sock, buf, len, -EBADF, 0);
+        if (n < 0)
+                return n == -EAGAIN ? -ETIMEDOUT : (int) n;
+
+        n = seqpacket_recv(sock, buf, WG_RECORD_MAX, ret_fd ? &fd : NULL, 0);
+        if (n == -EAGAIN)
+                return -ETIMEDOUT;
+        if (n < 0)
+                return (int) n;
+        if (n == 0)
+                return -ECONNRESET;
+
+        resp = wg__v1__response__unpack(NULL, (size_t) n, buf);
+        if (!resp)
+                return -EPROTO;
+
+        if (resp->result_case == WG__V1__RESPONSE__RESULT_ERROR) {
+                int e = resp->error && resp->error->has_errnum ? resp->error->errnum : 0;
+
+                /* Only a plausible errno is passed on; anything else is the daemon's fault. */
+                return e > 0 && e < 4096 ? -e : -EPROTO;
+        }
+        if (!resp->has_id || resp->id != req->id || resp->result_case == WG__V1__RESPONSE__RESULT__NOT_SET)
+                return -EPROTO;
+
+        if (ret_fd)
+                *ret_fd = TAKE_FD(fd);
+        *ret = TAKE_PTR(resp);
+        return 0;
+}
+
+_public_ int wg_open(const char *name, uint64_t flags, wg **ret) {
+        _cleanup_(response_freep) Wg__V1__Response *resp = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        Wg__V1__Request req = WG__V1__REQUEST__INIT;
+        Wg__V1__Open open = WG__V1__OPEN__INIT;
+        int r;
+
+        assert_return(group_name_valid(name), -EINVAL);
+        assert_return((flags & ~(WG_CREATE | WG_EXCL | WG_MODE_MASK)) == 0, -EINVAL);
+        assert_return(!(flags & WG_EXCL) || (flags & WG_CREATE), -EINVAL);
+        assert_return(ret, -EINVAL);
+
+        open.name = (char *) name;
+        open.has_create = open.create = !!(flags & WG_CREATE);
+        open.has_exclusive = open.exclusive = !!(flags & WG_EXCL);
+        if (flags & WG_MODE_MASK) {
+                open.has_mode = true;
+                open.mode = (uint32_t) (flags & WG_MODE_MASK);
+        }
+        req.op_case = WG__V1__REQUEST__OP_OPEN;
+        req.open = &open;
+
+        r = wg__call(&req, &resp, &fd);
+        if (r < 0)
+                return r;
+        if (resp->result_case != WG__V1__RESPONSE__RESULT_GROUP || fd < 0)
+                return -EPROTO;
+
+        return wg_from_fd(fd, ret);
+}
+
+_public_ int wg_unlink(const char *name) {
+        _cleanup_(response_freep) Wg__V1__Response *resp = NULL;
+        Wg__V1__Request req = WG__V1__REQUEST__INIT;
+        Wg__V1__Delete del = WG__V1__DELETE__INIT;
+        int r;
+
+        assert_return(group_name_valid(name), -EINVAL);
+
+        del.name = (char *) name;
+        req.op_case = WG__V1__REQUEST__OP_DELETE;
+        req.delete_ = &del;
+
+        r = wg__call(&req, &resp, NULL);
+        if (r < 0)
+                return r;
+        if (resp->result_case != WG__V1__RESPONSE__RESULT_DELETED)
+                return -EPROTO;
+        return 0;
+}

@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* libwg's side of wgd's protocol (proto/wg.proto): one request, one response. */
+
+#include "wg.pb-c.h"
+
+/* How long a client waits for wgd to answer a request that is not a Wait. */
+#define WG_CLIENT_TIMEOUT_USEC (25 * UINT64_C(1000000))
+
+/*
+ * Connect to wgd, send @req (its version and id are filled in here), and receive the response.
+ * A response that is an Error becomes its -errnum. On success *ret is the response (free it
+ * with wg__v1__response__free_unpacked(*ret, NULL)) and, if @ret_fd is not NULL, *ret_fd the fd
+ * that came with it, or -EBADF.
+ *
+ * Returns 0 or -errno: -ECONNREFUSED if no wgd listens, -ETIMEDOUT if it did not answer in time,
+ * -EPROTO if the answer was not a response to this request, or the daemon's error.
+ */
+int wg__call(Wg__V1__Request *req, Wg__V1__Response **ret, int *ret_fd);

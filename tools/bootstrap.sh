@@ -23,6 +23,10 @@ packages=(
     ninja-build
     pkg-config
     libcmocka-dev
+    libprotobuf-c-dev
+    protobuf-c-compiler
+    libsystemd-dev
+    systemd
     valgrind
     strace
 )

@@ -1,0 +1,480 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Requests: decode, check (version, names, ranges, permissions, limits), carry out, answer.
+ * Every record a client sends ends in exactly one answer (now, or later for a Wait), and a bad
+ * one changes nothing. The record is untrusted from the first byte: protobuf-c checks the wire
+ * format, everything else is checked here.
+ */
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "macro.h"
+#include "seqpacket.h"
+#include "segment.h"
+#include "wg-private.h"
+#include "wgd.h"
+
+#define PROTOCOL_VERSION 1
+
+/* GroupInfo is under 200 bytes packed; a List answer stops well below the record cap. */
+#define LIST_BUDGET (WG_RECORD_MAX - 1024)
+
+static void request_freep(Wg__V1__Request **r) {
+        if (*r)
+                wg__v1__request__free_unpacked(*r, NULL);
+}
+
+static void reply_group(Client *c, uint64_t id, Group *g, int fd) {
+        Wg__V1__Response resp = WG__V1__RESPONSE__INIT;
+        Wg__V1__GroupInfo info = WG__V1__GROUP_INFO__INIT;
+
+        group_info(g, &info);
+        resp.has_id = true;
+        resp.id = id;
+        resp.result_case = WG__V1__RESPONSE__RESULT_GROUP;
+        resp.group = &info;
+        client_reply(c, &resp, fd);
+}
+
+static uint64_t now_realtime_usec(void) {
+        struct timespec ts;
+
+        (void) clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+static bool peer_in_group(const Peer *p, gid_t gid) {
+        if (p->uid == 0 || p->gid == gid)
+                return true;
+        for (size_t i = 0; i < p->n_groups; i++)
+                if (p->groups[i] == gid)
+                        return true;
+        return false;
+}
+
+/* Look a group up by a name from a request; answers the error itself when there is none. */
+static Group *find_or_reply(Client *c, uint64_t id, const char *name, uint32_t access) {
+        Group *g;
+
+        if (!group_name_valid(name)) {
+                client_reply_error(c, id, -EINVAL, "Invalid group name: " WG_NAME_RULES ".");
+                return NULL;
+        }
+        g = group_find(c->server, name);
+        if (!g) {
+                client_reply_error(c, id, -ENOENT, "No group '%s'.", name);
+                return NULL;
+        }
+        if (!group_may(g, &c->peer, access)) {
+                client_reply_error(c, id, -EACCES, "Group '%s' (owner %u, mode %04o) does not allow uid %u to %s it.",
+                                   name, (unsigned) g->owner, g->mode, (unsigned) c->peer.uid,
+                                   access == ACCESS_WRITE ? "write" : "read");
+                return NULL;
+        }
+        return g;
+}
+
+/* Create with the checks shared by Create and Open. Answers errors itself; NULL then. */
+static Group *create_group(Client *c, uint64_t id, const char *name, bool has_mode, uint32_t mode, bool has_gid,
+                           uint32_t gid, uint64_t count) {
+        Server *s = c->server;
+        Group *g;
+        int r;
+
+        if (has_mode && (mode & ~0666u)) {
+                client_reply_error(c, id, -EINVAL, "Mode %#o has bits other than 0666.", mode);
+                return NULL;
+        }
+        mode = (has_mode ? mode : 0) | 0600;
+        if (!has_gid)
+                gid = (uint32_t) c->peer.gid;
+        else if (gid == (uint32_t) -1) {
+                client_reply_error(c, id, -EINVAL, "Invalid gid.");
+                return NULL;
+        } else if (!peer_in_group(&c->peer, (gid_t) gid)) {
+                client_reply_error(c, id, -EPERM, "Not a member of group %u.", gid);
+                return NULL;
+        }
+        if (count > WG_STATE_COUNT_MASK) {
+                client_reply_error(c, id, -EOVERFLOW, "Count %llu is above the maximum, %llu.",
+                                   (unsigned long long) count, (unsigned long long) WG_STATE_COUNT_MASK);
+                return NULL;
+        }
+        if (s->n_groups >= s->limits.groups) {
+                client_reply_error(c, id, -ENOSPC, "wgd holds %u groups, the most it may.", s->n_groups);
+                return NULL;
+        }
+        if (c->account->n_groups >= s->limits.groups_per_uid) {
+                client_reply_error(c, id, -EDQUOT, "Uid %u owns %u groups, the most allowed.",
+                                   (unsigned) c->peer.uid, c->account->n_groups);
+                return NULL;
+        }
+
+        r = group_new(s, name, c->peer.uid, (gid_t) gid, mode, now_realtime_usec(), -EBADF, &g);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to create group %s: %m", name);
+                client_reply_error(c, id, r, "Could not create the group: %s.", strerror(-r));
+                return NULL;
+        }
+        r = wg_add(g->handle, (int64_t) count);
+        if (r < 0) {
+                /* A fresh segment at zero takes any count up to the maximum: this is a bug. */
+                group_delete(g);
+                client_reply_error(c, id, r, "Could not set the count: %s.", strerror(-r));
+                return NULL;
+        }
+
+        log_info("Created group %s (owner %u, gid %u, mode %04o)", name, (unsigned) g->owner, (unsigned) g->gid,
+                 g->mode);
+        server_update_status(s);
+        return g;
+}
+
+static void op_create(Client *c, uint64_t id, const Wg__V1__Create *m) {
+        Group *g;
+
+        if (!group_name_valid(m->name)) {
+                client_reply_error(c, id, -EINVAL, "Invalid group name: " WG_NAME_RULES ".");
+                return;
+        }
+        g = group_find(c->server, m->name);
+        if (g) {
+                if (m->has_exist_ok && m->exist_ok && group_may(g, &c->peer, ACCESS_READ))
+                        reply_group(c, id, g, -EBADF);
+                else
+                        client_reply_error(c, id, -EEXIST, "Group '%s' exists.", m->name);
+                return;
+        }
+
+        g = create_group(c, id, m->name, m->has_mode, m->mode, m->has_gid, m->gid, m->has_count ? m->count : 0);
+        if (g)
+                reply_group(c, id, g, -EBADF);
+}
+
+static void op_open(Client *c, uint64_t id, const Wg__V1__Open *m) {
+        bool create = m->has_create && m->create, exclusive = m->has_exclusive && m->exclusive;
+        Group *g;
+
+        if (!group_name_valid(m->name)) {
+                client_reply_error(c, id, -EINVAL, "Invalid group name: " WG_NAME_RULES ".");
+                return;
+        }
+        if (exclusive && !create) {
+                client_reply_error(c, id, -EINVAL, "'exclusive' needs 'create'.");
+                return;
+        }
+
+        g = group_find(c->server, m->name);
+        if (g && create && exclusive) {
+                client_reply_error(c, id, -EEXIST, "Group '%s' exists.", m->name);
+                return;
+        }
+        if (!g && create)
+                g = create_group(c, id, m->name, m->has_mode, m->mode, m->has_gid, m->gid, 0);
+        else
+                g = find_or_reply(c, id, m->name, ACCESS_WRITE);
+        if (!g)
+                return;
+
+        reply_group(c, id, g, wg_fd(g->handle));
+}
+
+static void op_delete(Client *c, uint64_t id, const Wg__V1__Delete *m) {
+        Wg__V1__Response resp = WG__V1__RESPONSE__INIT;
+        Wg__V1__Deleted deleted = WG__V1__DELETED__INIT;
+        Group *g;
+
+        g = find_or_reply(c, id, m->name, ACCESS_READ);
+        if (!g)
+                return;
+        if (c->peer.uid != 0 && c->peer.uid != g->owner) {
+                client_reply_error(c, id, -EPERM, "Only the owner of '%s' (uid %u) or root may delete it.", g->name,
+                                   (unsigned) g->owner);
+                return;
+        }
+
+        group_delete(g);
+        server_update_status(c->server);
+        server_update_idle(c->server);
+
+        resp.has_id = true;
+        resp.id = id;
+        resp.result_case = WG__V1__RESPONSE__RESULT_DELETED;
+        resp.deleted = &deleted;
+        client_reply(c, &resp, -EBADF);
+}
+
+struct list_context {
+        const Peer *peer;
+        const char *after;
+        Wg__V1__GroupInfo *infos;
+        Wg__V1__GroupInfo **pointers;
+        size_t n, allocated, budget;
+        bool more, failed;
+};
+
+static void list_one(Group *g, void *userdata) {
+        struct list_context *ctx = userdata;
+        Wg__V1__GroupInfo *info;
+        size_t size;
+
+        if (ctx->failed || ctx->more)
+                return;
+        if (ctx->after && strcmp(g->name, ctx->after) <= 0)
+                return;
+        if (!group_may(g, ctx->peer, ACCESS_READ))
+                return;
+
+        if (ctx->n == ctx->allocated) {
+                size_t a = ctx->allocated * 2 + 16;
+                Wg__V1__GroupInfo *infos = realloc(ctx->infos, a * sizeof(*infos));
+
+                if (!infos) {
+                        ctx->failed = true;
+                        return;
+                }
+                ctx->infos = infos;
+                ctx->allocated = a;
+        }
+        info = &ctx->infos[ctx->n];
+        wg__v1__group_info__init(info);
+        group_info(g, info);
+
+        /* The packed size plus the field's tag and length prefix. */
+        size = wg__v1__group_info__get_packed_size(info) + 4;
+        if (size > ctx->budget) {
+                ctx->more = true;
+                return;
+        }
+        ctx->budget -= size;
+        ctx->n++;
+}
+
+static void op_list(Client *c, uint64_t id, const Wg__V1__List *m) {
+        Wg__V1__Response resp = WG__V1__RESPONSE__INIT;
+        Wg__V1__GroupList list = WG__V1__GROUP_LIST__INIT;
+        struct list_context ctx = {
+                .peer = &c->peer,
+                .after = m->after,
+                .budget = LIST_BUDGET,
+        };
+
+        if (ctx.after && *ctx.after && !group_name_valid(ctx.after)) {
+                client_reply_error(c, id, -EINVAL, "Invalid group name in 'after': " WG_NAME_RULES ".");
+                return;
+        }
+
+        group_foreach(c->server, list_one, &ctx);
+        if (ctx.failed) {
+                free(ctx.infos);
+                client_reply_error(c, id, -ENOMEM, "Out of memory.");
+                return;
+        }
+
+        /* Pointers last: the infos array may have moved while it grew. */
+        ctx.pointers = malloc((ctx.n > 0 ? ctx.n : 1) * sizeof(*ctx.pointers));
+        if (!ctx.pointers) {
+                free(ctx.infos);
+                client_reply_error(c, id, -ENOMEM, "Out of memory.");
+                return;
+        }
+        for (size_t i = 0; i < ctx.n; i++)
+                ctx.pointers[i] = &ctx.infos[i];
+
+        list.n_groups = ctx.n;
+        list.groups = ctx.pointers;
+        list.has_more = true;
+        list.more = ctx.more;
+        resp.has_id = true;
+        resp.id = id;
+        resp.result_case = WG__V1__RESPONSE__RESULT_LIST;
+        resp.list = &list;
+        client_reply(c, &resp, -EBADF);
+
+        free(ctx.pointers);
+        free(ctx.infos);
+}
+
+static void op_stat(Client *c, uint64_t id, const Wg__V1__Stat *m) {
+        Group *g = find_or_reply(c, id, m->name, ACCESS_READ);
+
+        if (g)
+                reply_group(c, id, g, -EBADF);
+}
+
+static void op_add(Client *c, uint64_t id, const char *name, int64_t delta) {
+        Group *g = find_or_reply(c, id, name, ACCESS_WRITE);
+        int r;
+
+        if (!g)
+                return;
+
+        r = wg_add(g->handle, delta);
+        if (r == -ERANGE)
+                client_reply_error(c, id, r, "The counter of '%s' would drop below zero.", g->name);
+        else if (r == -EOVERFLOW)
+                client_reply_error(c, id, r, "The counter of '%s' would exceed %llu.", g->name,
+                                   (unsigned long long) WG_STATE_COUNT_MASK);
+        else if (r < 0)
+                client_reply_error(c, id, r, "Group '%s': %s.", g->name, strerror(-r));
+        else {
+                reply_group(c, id, g, -EBADF);
+                /* Our own add may have ended a generation that Waits in wgd wait for. */
+                if (g->waits)
+                        (void) server_rearm_watch(c->server);
+        }
+}
+
+void wait_free(Wait *w) {
+        Group *g = w->group;
+        Client *c = w->client;
+        Server *s = g->server;
+
+        LIST_REMOVE(by_group, g->waits, w);
+        g->n_waits--;
+        if (!g->waits)
+                LIST_REMOVE(waiting, s->waiting, g);
+        LIST_REMOVE(by_client, c->waits, w);
+        c->n_waits--;
+        sd_event_source_disable_unref(w->timer);
+        free(w);
+}
+
+void wait_complete(Wait *w, int error) {
+        if (error == 0)
+                reply_group(w->client, w->id, w->group, -EBADF);
+        else if (error == -ETIMEDOUT)
+                client_reply_error(w->client, w->id, error, "Timed out waiting for '%s'.", w->group->name);
+        else if (error == -EIDRM)
+                client_reply_error(w->client, w->id, error, "Group '%s' was deleted.", w->group->name);
+        else if (error == -ESHUTDOWN)
+                client_reply_error(w->client, w->id, error, "wgd is stopping.");
+        else
+                client_reply_error(w->client, w->id, error, "Group '%s': %s.", w->group->name, strerror(-error));
+        wait_free(w);
+}
+
+static int on_wait_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        Wait *w = userdata;
+        Server *server = w->group->server;
+
+        wait_complete(w, -ETIMEDOUT);
+        return server_rearm_watch(server);
+}
+
+static void op_wait(Client *c, uint64_t id, const Wg__V1__Wait *m) {
+        uint64_t timeout = m->has_timeout_usec ? m->timeout_usec : UINT64_MAX, st;
+        Group *g;
+        Wait *w;
+        int r;
+
+        g = find_or_reply(c, id, m->name, ACCESS_READ);
+        if (!g)
+                return;
+
+        st = __atomic_load_n(g->handle->state, __ATOMIC_ACQUIRE);
+        r = wg_state_check(st);
+        if (r < 0) {
+                client_reply_error(c, id, r, "Group '%s': %s.", g->name, strerror(-r));
+                return;
+        }
+        if (wg_state_count(st) == 0) {
+                reply_group(c, id, g, -EBADF);
+                return;
+        }
+        if (timeout == 0) {
+                client_reply_error(c, id, -ETIMEDOUT, "The counter of '%s' is not zero.", g->name);
+                return;
+        }
+        if (c->n_waits >= c->server->limits.waits_per_connection) {
+                client_reply_error(c, id, -EBUSY, "This connection has %u Waits pending, the most allowed.",
+                                   c->n_waits);
+                return;
+        }
+
+        w = calloc(1, sizeof(*w));
+        if (!w) {
+                client_reply_error(c, id, -ENOMEM, "Out of memory.");
+                return;
+        }
+        *w = (Wait) {
+                .client = c,
+                .group = g,
+                .id = id,
+                .generation = wg_state_generation(st),
+        };
+        if (timeout != UINT64_MAX) {
+                r = sd_event_add_time_relative(c->server->event, &w->timer, CLOCK_MONOTONIC, timeout, 0,
+                                               on_wait_timeout, w);
+                if (r < 0) {
+                        free(w);
+                        client_reply_error(c, id, r, "Could not arm the timeout: %s.", strerror(-r));
+                        return;
+                }
+        }
+        if (!g->waits)
+                LIST_PREPEND(waiting, c->server->waiting, g);
+        LIST_PREPEND(by_group, g->waits, w);
+        g->n_waits++;
+        LIST_PREPEND(by_client, c->waits, w);
+        c->n_waits++;
+
+        /* Registers with the segment, and answers at once if the generation ended meanwhile. */
+        (void) server_rearm_watch(c->server);
+}
+
+void dispatch_record(Client *c, const uint8_t *buf, size_t len) {
+        _cleanup_(request_freep) Wg__V1__Request *req = NULL;
+        uint64_t id;
+
+        req = wg__v1__request__unpack(NULL, len, buf);
+        if (!req) {
+                client_reply_error(c, 0, -EBADMSG, "Not a wg.v1.Request.");
+                return;
+        }
+        id = req->has_id ? req->id : 0;
+
+        if (!req->has_version || req->version != PROTOCOL_VERSION) {
+                client_reply_error(c, id, -EPROTO, "Protocol version %u is not spoken here; this is wg.v1 (version 1).",
+                                   req->has_version ? req->version : 0);
+                return;
+        }
+
+        switch (req->op_case) {
+        case WG__V1__REQUEST__OP_CREATE:
+                op_create(c, id, req->create);
+                break;
+        case WG__V1__REQUEST__OP_OPEN:
+                op_open(c, id, req->open);
+                break;
+        case WG__V1__REQUEST__OP_DELETE:
+                op_delete(c, id, req->delete_);
+                break;
+        case WG__V1__REQUEST__OP_LIST:
+                op_list(c, id, req->list);
+                break;
+        case WG__V1__REQUEST__OP_STAT:
+                op_stat(c, id, req->stat);
+                break;
+        case WG__V1__REQUEST__OP_ADD:
+                if (!req->add->has_delta)
+                        client_reply_error(c, id, -EINVAL, "Add needs a delta.");
+                else
+                        op_add(c, id, req->add->name, req->add->delta);
+                break;
+        case WG__V1__REQUEST__OP_DONE:
+                op_add(c, id, req->done->name, -1);
+                break;
+        case WG__V1__REQUEST__OP_WAIT:
+                op_wait(c, id, req->wait);
+                break;
+        default:
+                client_reply_error(c, id, -EOPNOTSUPP, "No operation, or one this wgd does not know.");
+                break;
+        }
+}

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+
+static int max_level = LOG_INFO;
+static bool prefix = true;
+
+static const char *const level_names[] = {
+        [LOG_EMERG] = "emerg",   [LOG_ALERT] = "alert", [LOG_CRIT] = "crit",
+        [LOG_ERR] = "err",       [LOG_WARNING] = "warning", [LOG_NOTICE] = "notice",
+        [LOG_INFO] = "info",     [LOG_DEBUG] = "debug",
+};
+
+void log_setup(void) {
+        prefix = !isatty(STDERR_FILENO);
+}
+
+void log_set_max_level(int level) {
+        max_level = level;
+}
+
+int log_parse_level(const char *s) {
+        for (int i = 0; i <= LOG_DEBUG; i++)
+                if (strcmp(s, level_names[i]) == 0)
+                        return i;
+        return -EINVAL;
+}
+
+static void log_va(int level, const char *format, va_list ap) {
+        char line[1024];
+        int n;
+
+        n = vsnprintf(line, sizeof(line), format, ap);
+        if (n < 0)
+                return;
+        if (prefix)
+                fprintf(stderr, "<%d>%s\n", level, line);
+        else
+                fprintf(stderr, "wgd: %s\n", line);
+}
+
+void log_full(int level, const char *format, ...) {
+        va_list ap;
+        int saved_errno = errno;
+
+        if (level > max_level)
+                return;
+        va_start(ap, format);
+        log_va(level, format, ap);
+        va_end(ap);
+        errno = saved_errno;
+}
+
+int log_full_errno(int level, int error, const char *format, ...) {
+        va_list ap;
+
+        if (level > max_level)
+                return error;
+        errno = error < 0 ? -error : error;
+        va_start(ap, format);
+        log_va(level, format, ap);
+        va_end(ap);
+        return error;
+}

@@ -1,0 +1,301 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * wgd: the daemon that manages named wait groups. See wgd --help, and proto/wg.proto for what
+ * it speaks.
+ */
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+
+#include "group-name.h"
+#include "log.h"
+#include "macro.h"
+#include "wgd.h"
+
+#define CONTROL_FDNAME "control"
+#define DEFAULT_IDLE_USEC (30 * UINT64_C(1000000))
+
+static const char *arg_socket = NULL;
+static uint64_t arg_idle_usec = UINT64_MAX; /* not given: 30 s when socket-activated, else never */
+static ServerLimits arg_limits = {
+        .groups = 4096,
+        .groups_per_uid = 1024,
+        .connections_per_uid = 256,
+        .connections = 4096,
+        .waits_per_connection = 64,
+};
+
+static void help(void) {
+        printf("Usage: wgd [OPTIONS]\n"
+               "\n"
+               "Manage named wait groups (Go's sync.WaitGroup between processes) and serve them\n"
+               "over a unix SOCK_SEQPACKET socket, with the protocol of wg.proto (wg.v1).\n"
+               "\n"
+               "  -h --help                          Show this help and exit\n"
+               "     --version                       Show the version and exit\n"
+               "     --socket=PATH                   Listen on PATH (default: $WGD_SOCKET, else\n"
+               "                                     $XDG_RUNTIME_DIR/wgd.sock, else /run/wgd.sock);\n"
+               "                                     ignored when systemd passes a socket\n"
+               "     --idle-timeout=SECONDS          Exit after this long with no group and no\n"
+               "                                     client (default: 30 when socket-activated,\n"
+               "                                     else never; 0: never)\n"
+               "     --max-groups=N                  Groups in all (default %u; at most the service's\n"
+               "                                     FileDescriptorStoreMax=, or restarts lose some)\n"
+               "     --max-groups-per-user=N         Groups one uid may own (default %u)\n"
+               "     --max-connections-per-user=N    Connections of one uid (default %u)\n"
+               "     --max-connections=N             Connections in all (default %u)\n"
+               "     --max-waits-per-connection=N    Wait requests pending per connection (default %u)\n"
+               "     --log-level=LEVEL               err, warning, notice, info (default) or debug\n"
+               "\n"
+               "Under systemd: socket activation (FileDescriptorName=control), Type=notify, the\n"
+               "watchdog, and the fdstore, which keeps every group across restarts.\n"
+               "See wgd(8).\n",
+               arg_limits.groups, arg_limits.groups_per_uid, arg_limits.connections_per_uid, arg_limits.connections,
+               arg_limits.waits_per_connection);
+}
+
+static int parse_unsigned(const char *s, unsigned min, unsigned *ret) {
+        char *end;
+        unsigned long v;
+
+        errno = 0;
+        v = strtoul(s, &end, 10);
+        if (errno != 0 || end == s || *end || s[0] == '-' || v < min || v > UINT_MAX)
+                return -EINVAL;
+        *ret = (unsigned) v;
+        return 0;
+}
+
+static int parse_argv(int argc, char **argv) {
+        enum {
+                ARG_VERSION = 0x100,
+                ARG_SOCKET,
+                ARG_IDLE,
+                ARG_MAX_GROUPS_ALL,
+                ARG_MAX_GROUPS,
+                ARG_MAX_CONN_UID,
+                ARG_MAX_CONN,
+                ARG_MAX_WAITS,
+                ARG_LOG_LEVEL,
+        };
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
+                { "socket", required_argument, NULL, ARG_SOCKET },
+                { "idle-timeout", required_argument, NULL, ARG_IDLE },
+                { "max-groups", required_argument, NULL, ARG_MAX_GROUPS_ALL },
+                { "max-groups-per-user", required_argument, NULL, ARG_MAX_GROUPS },
+                { "max-connections-per-user", required_argument, NULL, ARG_MAX_CONN_UID },
+                { "max-connections", required_argument, NULL, ARG_MAX_CONN },
+                { "max-waits-per-connection", required_argument, NULL, ARG_MAX_WAITS },
+                { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
+                {}
+        };
+        unsigned u;
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+                switch (c) {
+                case 'h':
+                        help();
+                        return 0;
+                case ARG_VERSION:
+                        printf("wgd %s\n", WG_VERSION);
+                        return 0;
+                case ARG_SOCKET:
+                        if (optarg[0] != '/' || strlen(optarg) >= sizeof(((struct sockaddr_un *) 0)->sun_path)) {
+                                fprintf(stderr, "wgd: --socket needs an absolute path of at most %zu bytes.\n",
+                                        sizeof(((struct sockaddr_un *) 0)->sun_path) - 1);
+                                return -EINVAL;
+                        }
+                        arg_socket = optarg;
+                        break;
+                case ARG_IDLE:
+                        if (parse_unsigned(optarg, 0, &u) < 0) {
+                                fprintf(stderr, "wgd: --idle-timeout needs a number of seconds, not '%s'.\n", optarg);
+                                return -EINVAL;
+                        }
+                        arg_idle_usec = (uint64_t) u * 1000000;
+                        break;
+                case ARG_MAX_GROUPS_ALL:
+                case ARG_MAX_GROUPS:
+                case ARG_MAX_CONN_UID:
+                case ARG_MAX_CONN:
+                case ARG_MAX_WAITS:
+                        if (parse_unsigned(optarg, 1, &u) < 0) {
+                                fprintf(stderr, "wgd: %s needs a positive number, not '%s'.\n", argv[optind - 1],
+                                        optarg);
+                                return -EINVAL;
+                        }
+                        if (c == ARG_MAX_GROUPS_ALL)
+                                arg_limits.groups = u;
+                        else if (c == ARG_MAX_GROUPS)
+                                arg_limits.groups_per_uid = u;
+                        else if (c == ARG_MAX_CONN_UID)
+                                arg_limits.connections_per_uid = u;
+                        else if (c == ARG_MAX_CONN)
+                                arg_limits.connections = u;
+                        else
+                                arg_limits.waits_per_connection = u;
+                        break;
+                case ARG_LOG_LEVEL:
+                        r = log_parse_level(optarg);
+                        if (r < 0) {
+                                fprintf(stderr, "wgd: unknown log level '%s'.\n", optarg);
+                                return -EINVAL;
+                        }
+                        log_set_max_level(r);
+                        break;
+                case '?':
+                        return -EINVAL;
+                default:
+                        abort();
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "wgd: unexpected argument '%s'.\n", argv[optind]);
+                return -EINVAL;
+        }
+        return 1;
+}
+
+/* Take what systemd passed: the control socket, and the segments the fdstore kept for us. */
+static int take_passed_fds(Server *s) {
+        char **names = NULL;
+        int n, listen_fd = -EBADF, r = 0;
+
+        n = sd_listen_fds_with_names(/* unset_environment= */ 1, &names);
+        if (n < 0)
+                return log_error_errno(n, "Failed to read the fds passed by systemd: %m");
+
+        for (int i = 0; i < n; i++) {
+                int fd = SD_LISTEN_FDS_START + i;
+                const char *name = names && names[i] ? names[i] : "";
+
+                if (strncmp(name, GROUP_FDNAME_PREFIX, strlen(GROUP_FDNAME_PREFIX)) == 0)
+                        (void) group_restore(s, name, fd);
+                else if (listen_fd < 0 && (strcmp(name, CONTROL_FDNAME) == 0 ||
+                                           sd_is_socket_unix(fd, SOCK_SEQPACKET, 1, NULL, 0) > 0))
+                        listen_fd = fd;
+                else {
+                        log_warning("Closing unexpected fd '%s' passed by systemd.", name);
+                        if (*name)
+                                (void) sd_notifyf(0, "FDSTOREREMOVE=1\nFDNAME=%s", name);
+                        safe_close(fd);
+                }
+        }
+        for (int i = 0; names && names[i]; i++)
+                free(names[i]);
+        free(names);
+
+        if (listen_fd >= 0) {
+                r = server_listen_fd(s, listen_fd);
+                if (r < 0) {
+                        safe_close(listen_fd);
+                        return log_error_errno(r, "The socket passed as '%s' is not a listening SOCK_SEQPACKET "
+                                               "unix socket: %m", CONTROL_FDNAME);
+                }
+        }
+        return 0;
+}
+
+static int on_signal(sd_event_source *source, const struct signalfd_siginfo *si, void *userdata) {
+        log_info("Received SIG%s, exiting.", sigabbrev_np((int) si->ssi_signo));
+        return sd_event_exit(sd_event_source_get_event(source), 0);
+}
+
+static int run(void) {
+        sd_event *event = NULL;
+        Server *s = NULL;
+        sigset_t mask;
+        int r;
+
+        /* Signals are handled in the loop (signalfd): block them before any thread starts. */
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        signal(SIGPIPE, SIG_IGN);
+        umask(0022);
+
+        r = sd_event_new(&event);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create the event loop: %m");
+        (void) sd_event_add_signal(event, NULL, SIGTERM, on_signal, NULL);
+        (void) sd_event_add_signal(event, NULL, SIGINT, on_signal, NULL);
+        r = sd_event_set_watchdog(event, true);
+        if (r < 0)
+                log_warning_errno(r, "Failed to enable the watchdog, ignoring: %m");
+
+        r = server_new(event, &arg_limits, &s);
+        if (r < 0) {
+                log_error_errno(r, "Failed to set up: %m");
+                goto finish;
+        }
+
+        r = take_passed_fds(s);
+        if (r < 0)
+                goto finish;
+
+        if (s->listen_fd < 0) {
+                char path[sizeof(((struct sockaddr_un *) 0)->sun_path)];
+
+                if (arg_socket)
+                        snprintf(path, sizeof(path), "%s", arg_socket);
+                else {
+                        r = wg_socket_path(path, sizeof(path));
+                        if (r < 0) {
+                                log_error_errno(r, "The socket path is too long: %m");
+                                goto finish;
+                        }
+                }
+                r = server_listen_path(s, path);
+                if (r == -EADDRINUSE) {
+                        log_error("Another wgd is already serving %s.", path);
+                        goto finish;
+                }
+                if (r < 0) {
+                        log_error_errno(r, "Failed to listen on %s: %m", path);
+                        goto finish;
+                }
+                log_info("Listening on %s", path);
+        }
+
+        s->idle_usec = arg_idle_usec != UINT64_MAX ? arg_idle_usec : s->socket_activated ? DEFAULT_IDLE_USEC : 0;
+        server_update_idle(s);
+
+        (void) sd_notifyf(0, "READY=1\nSTATUS=%u groups, %u clients", s->n_groups, s->n_clients);
+        r = sd_event_loop(event);
+        (void) sd_notify(0, "STOPPING=1\nSTATUS=Shutting down...");
+        if (r < 0)
+                log_error_errno(r, "Event loop failed: %m");
+
+finish:
+        server_free(s);
+        sd_event_unref(event);
+        return r;
+}
+
+int main(int argc, char **argv) {
+        int r;
+
+        log_setup();
+        r = parse_argv(argc, argv);
+        if (r <= 0)
+                return r < 0 ? 2 : 0;
+
+        r = run();
+        return r < 0 ? 1 : 0;
+}

@@ -1,0 +1,174 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * wgd's objects and how they own each other:
+ *
+ *   Server  owns the listening socket, every Client, every Group (a tree by name), the Watcher
+ *           and the per-uid Accounts.
+ *   Client  one connection; its peer's credentials; the Waits it asked for; its output queue.
+ *   Group   one named group: its segment (a libwg handle), owner, gid, mode; the Waits on it.
+ *   Wait    a pending Wait request: in its Client's list and its Group's list, with a timer.
+ *
+ * Everything runs in the sd-event loop of one thread, but for the Watcher's threads, which
+ * only read futex words (watcher.c).
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <systemd/sd-event.h>
+
+#include "group-name.h"
+#include "list.h"
+#include "wg.pb-c.h"
+#include "wg.h"
+
+typedef struct Server Server;
+typedef struct Client Client;
+typedef struct Group Group;
+typedef struct Wait Wait;
+typedef struct Account Account;
+typedef struct Outgoing Outgoing;
+typedef struct Watcher Watcher;
+
+/* Who is on the other end of a connection, as the kernel says. */
+typedef struct Peer {
+        uid_t uid;
+        gid_t gid;
+        pid_t pid;
+        gid_t *groups; /* supplementary, from SO_PEERGROUPS */
+        size_t n_groups;
+} Peer;
+
+struct Account {
+        uid_t uid;
+        unsigned n_connections;
+        unsigned n_groups;
+        LIST_FIELDS(Account, accounts);
+};
+
+struct Group {
+        Server *server;
+        char name[WG_NAME_MAX + 1];
+        wg *handle;
+        uid_t owner;
+        gid_t gid;
+        uint32_t mode;
+        uint64_t created_usec;
+        Account *account;
+
+        Wait *waits;
+        unsigned n_waits;
+        LIST_FIELDS(Group, waiting); /* in Server.waiting while n_waits > 0 */
+};
+
+struct Wait {
+        Client *client;
+        Group *group;
+        uint64_t id;
+        uint64_t generation; /* the generation whose end this Wait waits for */
+        sd_event_source *timer;
+        LIST_FIELDS(Wait, by_group);
+        LIST_FIELDS(Wait, by_client);
+};
+
+struct Outgoing {
+        size_t len;
+        int fd;
+        LIST_FIELDS(Outgoing, queue);
+        uint8_t data[];
+};
+
+struct Client {
+        Server *server;
+        int fd; /* -EBADF for a client without a connection (the fuzzer's) */
+        sd_event_source *io;
+        Peer peer;
+        Account *account;
+
+        Wait *waits;
+        unsigned n_waits;
+
+        Outgoing *out_head, *out_tail;
+        unsigned n_out;
+        bool dead; /* failed or misbehaved: shut down, freed by its next event */
+
+        LIST_FIELDS(Client, clients);
+};
+
+typedef struct ServerLimits {
+        unsigned groups; /* in all: keep it within the unit's FileDescriptorStoreMax= */
+        unsigned groups_per_uid;
+        unsigned connections_per_uid;
+        unsigned connections;
+        unsigned waits_per_connection;
+} ServerLimits;
+
+struct Server {
+        sd_event *event;
+        ServerLimits limits;
+
+        int listen_fd;
+        sd_event_source *listen_source;
+        char *bound_path; /* the socket we bound ourselves, to unlink at exit; NULL if passed in */
+        bool socket_activated;
+
+        void *groups; /* tsearch() tree of Group, by name */
+        unsigned n_groups;
+        Group *waiting;
+
+        Client *clients;
+        unsigned n_clients;
+        Account *accounts;
+
+        Watcher *watcher;
+
+        uint64_t idle_usec; /* exit after this long with no group and no client; 0: never */
+        sd_event_source *idle_timer;
+};
+
+/* server.c */
+int server_new(sd_event *event, const ServerLimits *limits, Server **ret);
+Server *server_free(Server *s);
+int server_listen_fd(Server *s, int fd);
+int server_listen_path(Server *s, const char *path);
+void server_update_idle(Server *s);
+void server_update_status(Server *s);
+int server_rearm_watch(Server *s);
+Account *server_account(Server *s, uid_t uid);
+void server_account_release(Server *s, Account *a);
+
+/* client.c */
+int client_new(Server *s, int fd, const Peer *peer, Client **ret);
+Client *client_free(Client *c);
+void client_reply(Client *c, const Wg__V1__Response *resp, int fd);
+void client_reply_error(Client *c, uint64_t id, int error, const char *format, ...)
+        __attribute__((format(printf, 4, 5)));
+void client_kill(Client *c);
+
+/* dispatch.c: one record from a client, decoded, checked, carried out, answered. */
+void dispatch_record(Client *c, const uint8_t *buf, size_t len);
+/* Answer a pending Wait (0: its generation ended; else the error) and free it. */
+void wait_complete(Wait *w, int error);
+/* Free a pending Wait without an answer. */
+void wait_free(Wait *w);
+
+/* group.c */
+int group_new(Server *s, const char *name, uid_t owner, gid_t gid, uint32_t mode, uint64_t created_usec, int fd,
+              Group **ret);
+void group_delete(Group *g);
+Group *group_free(Group *g);
+Group *group_find(Server *s, const char *name);
+bool group_may(const Group *g, const Peer *p, uint32_t access);
+void group_info(const Group *g, Wg__V1__GroupInfo *info);
+int group_fdname(const Group *g, char *buf, size_t size);
+int group_restore(Server *s, const char *fdname, int fd);
+void group_foreach(Server *s, void (*f)(Group *g, void *userdata), void *userdata);
+
+#define ACCESS_READ 04
+#define ACCESS_WRITE 02
+
+/* The prefix of the fdstore names of group segments. */
+#define GROUP_FDNAME_PREFIX "wg."

@@ -94,7 +94,7 @@ static void sleep_usec(long usec) {
 }
 
 /* /proc/PID/syscall starts with the number of the system call the task is blocked in. */
-static void wait_until_in_futex(const char *path) {
+static void wait_until_in(const char *path, long syscall_nr) {
         for (unsigned i = 0; i < 20000; i++) {
                 char buf[64] = {};
                 FILE *f = fopen(path, "re");
@@ -105,25 +105,32 @@ static void wait_until_in_futex(const char *path) {
                                 nr = strtol(buf, NULL, 10);
                         fclose(f);
                 }
-                if (nr == SYS_futex)
+                if (nr == syscall_nr)
                         return;
                 sleep_usec(1000);
         }
-        fail_msg("%s never showed a sleeping futex call", path);
+        fail_msg("%s never showed system call %ld", path, syscall_nr);
+}
+
+void wait_until_syscall(pid_t pid, long syscall_nr) {
+        char path[64];
+
+        snprintf(path, sizeof(path), "/proc/%d/syscall", (int) pid);
+        wait_until_in(path, syscall_nr);
 }
 
 void wait_until_futex_sleep(pid_t pid) {
         char path[64];
 
         snprintf(path, sizeof(path), "/proc/%d/syscall", (int) pid);
-        wait_until_in_futex(path);
+        wait_until_in(path, SYS_futex);
 }
 
 void wait_until_thread_futex_sleep(pid_t tid) {
         char path[64];
 
         snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int) tid);
-        wait_until_in_futex(path);
+        wait_until_in(path, SYS_futex);
 }
 
 static uint64_t *map_state(wg *g, void **ret_map) {

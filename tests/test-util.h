@@ -28,6 +28,9 @@ int reap(pid_t pid);
 /* Wait (bounded by 20 s, then abort) until @pid sleeps in a futex system call. */
 void wait_until_futex_sleep(pid_t pid);
 
+/* Wait (bounded) until @pid sleeps in system call @syscall_nr (SYS_...). */
+void wait_until_syscall(pid_t pid, long syscall_nr);
+
 /* Same for a thread of ours. */
 void wait_until_thread_futex_sleep(pid_t tid);
 

@@ -1,0 +1,557 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "seqpacket.h"
+#include "test-util.h"
+#include "wgd-harness.h"
+
+/* Nothing in these tests takes this long unless something hangs. */
+#define PATIENCE_MSEC 20000
+
+static int bind_unix(int type, const char *path) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int fd;
+
+        assert_true(strlen(path) < sizeof(sa.sun_path));
+        strcpy(sa.sun_path, path);
+        fd = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
+        assert_true(fd >= 0);
+        assert_int_equal(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        return fd;
+}
+
+static void *pump_thread(void *p);
+
+void harness_init(Harness *h) {
+        *h = (Harness) { .listen_fd = -1, .notify_fd = -1, .pid = -1 };
+
+        snprintf(h->dir, sizeof(h->dir), "/tmp/wg-test-XXXXXX");
+        assert_non_null(mkdtemp(h->dir));
+        assert_int_equal(chmod(h->dir, 0755), 0);
+        snprintf(h->socket_path, sizeof(h->socket_path), "%s/wgd.sock", h->dir);
+        snprintf(h->notify_path, sizeof(h->notify_path), "%s/notify", h->dir);
+
+        /* What the socket unit does: bind, open to all (wgd checks each request), listen. */
+        h->listen_fd = bind_unix(SOCK_SEQPACKET, h->socket_path);
+        assert_int_equal(chmod(h->socket_path, 0666), 0);
+        assert_int_equal(listen(h->listen_fd, SOMAXCONN), 0);
+
+        h->notify_fd = bind_unix(SOCK_DGRAM | SOCK_NONBLOCK, h->notify_path);
+        assert_int_equal(setenv("WGD_SOCKET", h->socket_path, 1), 0);
+
+        assert_int_equal(pthread_mutex_init(&h->mutex, NULL), 0);
+        assert_int_equal(pthread_create(&h->pump, NULL, pump_thread, h), 0);
+}
+
+/* One notify datagram: apply FDSTORE/FDSTOREREMOVE; returns whether it said READY=1. */
+static bool notify_one(Harness *h, int flags) {
+        char buf[4096];
+        struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) - 1 };
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(sizeof(int) * 16)];
+        } control = {};
+        struct msghdr mh = {
+                .msg_iov = &iov,
+                .msg_iovlen = 1,
+                .msg_control = &control,
+                .msg_controllen = sizeof(control),
+        };
+        int fds[16];
+        size_t n_fds = 0;
+        const char *fdname = NULL;
+        bool store = false, remove = false, ready = false;
+        ssize_t n;
+
+        n = recvmsg(h->notify_fd, &mh, MSG_CMSG_CLOEXEC | flags);
+        if (n < 0)
+                return false;
+        buf[n] = 0;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+                        for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int) && n_fds < 16; i++)
+                                memcpy(&fds[n_fds++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+
+        for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+                if (strcmp(line, "READY=1") == 0)
+                        ready = true;
+                else if (strcmp(line, "FDSTORE=1") == 0)
+                        store = true;
+                else if (strcmp(line, "FDSTOREREMOVE=1") == 0)
+                        remove = true;
+                else if (strncmp(line, "FDNAME=", 7) == 0)
+                        fdname = line + 7;
+        }
+
+        if (store && fdname) {
+                for (size_t i = 0; i < n_fds && h->n_store < HARNESS_STORE_MAX; i++) {
+                        snprintf(h->store[h->n_store].name, sizeof(h->store[0].name), "%s", fdname);
+                        h->store[h->n_store++].fd = fds[i];
+                }
+                n_fds = 0;
+        }
+        if (remove && fdname) {
+                for (size_t i = 0; i < h->n_store;)
+                        if (strcmp(h->store[i].name, fdname) == 0) {
+                                close(h->store[i].fd);
+                                h->store[i] = h->store[--h->n_store];
+                        } else
+                                i++;
+        }
+        for (size_t i = 0; i < n_fds; i++)
+                close(fds[i]);
+        return ready;
+}
+
+/* Called with the mutex held. */
+static void pump_locked(Harness *h) {
+        char c;
+
+        while (recv(h->notify_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) >= 0)
+                if (notify_one(h, MSG_DONTWAIT))
+                        h->ready = true;
+}
+
+void harness_pump(Harness *h) {
+        pthread_mutex_lock(&h->mutex);
+        pump_locked(h);
+        pthread_mutex_unlock(&h->mutex);
+}
+
+/*
+ * systemd reads NOTIFY_SOCKET at once, and wgd's sd_notify() blocks when the socket's queue is
+ * full; so must we read at once, whatever the test is doing: a thread drains it.
+ */
+static void *pump_thread(void *p) {
+        Harness *h = p;
+
+        while (!__atomic_load_n(&h->stop, __ATOMIC_SEQ_CST)) {
+                struct pollfd pfd = { .fd = h->notify_fd, .events = POLLIN };
+
+                if (poll(&pfd, 1, 50) > 0)
+                        harness_pump(h);
+        }
+        return NULL;
+}
+
+void harness_start(Harness *h, const char *const *args) {
+        static char names[HARNESS_STORE_MAX * 260 + 32], fds_env[32], pid_env[32], notify_env[320];
+        extern char **environ;
+        const char *wgd = getenv("WG_WGD");
+        size_t n_args = 0, n_env = 0;
+        pid_t pid;
+
+        assert_non_null(wgd);
+        assert_true(h->pid < 0);
+        while (args && args[n_args])
+                n_args++;
+        while (environ[n_env])
+                n_env++;
+
+        /*
+         * Everything the child needs is prepared here: after fork() in a process with threads,
+         * the child may only make plain system calls until it execs.
+         */
+        const char *argv[n_args + 2];
+        const char *envp[n_env + 5];
+        size_t k = 0;
+
+        argv[0] = wgd;
+        for (size_t i = 0; i < n_args; i++)
+                argv[i + 1] = args[i];
+        argv[n_args + 1] = NULL;
+        for (size_t i = 0; i < n_env; i++)
+                if (strncmp(environ[i], "LISTEN_", 7) != 0 && strncmp(environ[i], "NOTIFY_SOCKET=", 14) != 0)
+                        envp[k++] = environ[i];
+        envp[k++] = names;
+        envp[k++] = fds_env;
+        envp[k++] = pid_env;
+        envp[k++] = notify_env;
+        envp[k] = NULL;
+
+        pthread_mutex_lock(&h->mutex);
+        h->ready = false;
+        strcpy(names, "LISTEN_FDNAMES=control");
+        for (size_t i = 0; i < h->n_store; i++) {
+                strcat(names, ":");
+                strcat(names, h->store[i].name);
+        }
+        snprintf(fds_env, sizeof(fds_env), "LISTEN_FDS=%zu", h->n_store + 1);
+        snprintf(notify_env, sizeof(notify_env), "NOTIFY_SOCKET=%s", h->notify_path);
+
+        pid = fork();
+        if (pid == 0) {
+                int high[HARNESS_STORE_MAX + 1];
+
+                if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+                        _exit(120);
+
+                /* fd 3 is the socket, 4... the stored segments, as systemd lays them out. */
+                high[0] = fcntl(h->listen_fd, F_DUPFD, 1000);
+                for (size_t i = 0; i < h->n_store; i++)
+                        high[i + 1] = fcntl(h->store[i].fd, F_DUPFD, 1000);
+                for (size_t i = 0; i <= h->n_store; i++)
+                        if (high[i] < 0 || dup2(high[i], 3 + (int) i) < 0)
+                                _exit(121);
+                closefrom(4 + (int) h->n_store);
+
+                /* LISTEN_PID is the one thing only the child knows. */
+                {
+                        char digits[16];
+                        int pid_now = (int) syscall(SYS_getpid), n = 0;
+
+                        do
+                                digits[n++] = (char) ('0' + pid_now % 10);
+                        while ((pid_now /= 10) > 0);
+                        strcpy(pid_env, "LISTEN_PID=");
+                        for (size_t j = strlen(pid_env); n > 0; j++)
+                                pid_env[j] = digits[--n], pid_env[j + 1] = 0;
+                }
+                execve(wgd, (char *const *) argv, (char *const *) envp);
+                _exit(127);
+        }
+        pthread_mutex_unlock(&h->mutex);
+        assert_true(pid >= 0);
+        h->pid = pid;
+        /* As systemd does, keep the stored fds: the store outlives each run of the service. */
+
+        for (unsigned i = 0;; i++) {
+                bool ready;
+
+                pthread_mutex_lock(&h->mutex);
+                pump_locked(h);
+                ready = h->ready;
+                pthread_mutex_unlock(&h->mutex);
+                if (ready)
+                        break;
+                if (i >= PATIENCE_MSEC)
+                        fail_msg("wgd did not send READY=1");
+                usleep(1000);
+        }
+}
+
+int harness_stop(Harness *h, int sig) {
+        int status;
+
+        assert_true(h->pid > 0);
+        if (sig)
+                assert_int_equal(kill(h->pid, sig), 0);
+        status = reap(h->pid);
+        h->pid = -1;
+        harness_pump(h);
+        return status;
+}
+
+void harness_done(Harness *h) {
+        char path[400];
+
+        if (h->pid > 0)
+                (void) harness_stop(h, SIGKILL);
+        __atomic_store_n(&h->stop, true, __ATOMIC_SEQ_CST);
+        pthread_join(h->pump, NULL);
+        pthread_mutex_destroy(&h->mutex);
+        for (size_t i = 0; i < h->n_store; i++)
+                close(h->store[i].fd);
+        h->n_store = 0;
+        close(h->listen_fd);
+        close(h->notify_fd);
+        unlink(h->socket_path);
+        unlink(h->notify_path);
+        snprintf(path, sizeof(path), "%s", h->dir);
+        rmdir(path);
+        unsetenv("WGD_SOCKET");
+}
+
+size_t harness_stored(Harness *h, const char *group) {
+        size_t n = 0, len = strlen(group);
+
+        pthread_mutex_lock(&h->mutex);
+        pump_locked(h);
+        for (size_t i = 0; i < h->n_store; i++) {
+                size_t l = strlen(h->store[i].name);
+
+                if (strncmp(h->store[i].name, "wg.", 3) == 0 && l > len &&
+                    strcmp(h->store[i].name + l - len, group) == 0 && h->store[i].name[l - len - 1] == '.')
+                        n++;
+        }
+        pthread_mutex_unlock(&h->mutex);
+        return n;
+}
+
+unsigned proc_fd_count(pid_t pid) {
+        char path[64];
+        unsigned n = 0;
+        DIR *d;
+
+        snprintf(path, sizeof(path), "/proc/%d/fd", (int) pid);
+        d = opendir(path);
+        assert_non_null(d);
+        while (readdir(d))
+                n++;
+        closedir(d);
+        return n - 2;
+}
+
+unsigned proc_socket_count(pid_t pid) {
+        char path[64], link[384], target[64];
+        unsigned n = 0;
+        struct dirent *de;
+        DIR *d;
+
+        snprintf(path, sizeof(path), "/proc/%d/fd", (int) pid);
+        d = opendir(path);
+        assert_non_null(d);
+        while ((de = readdir(d))) {
+                ssize_t len;
+
+                snprintf(link, sizeof(link), "%s/%s", path, de->d_name);
+                len = readlink(link, target, sizeof(target) - 1);
+                if (len > 0) {
+                        target[len] = 0;
+                        n += strncmp(target, "socket:", 7) == 0;
+                }
+        }
+        closedir(d);
+        return n;
+}
+
+void proc_settle_sockets(pid_t pid, unsigned n) {
+        for (unsigned i = 0; proc_socket_count(pid) != n; i++) {
+                if (i >= PATIENCE_MSEC / 10)
+                        fail_msg("wgd still has %u sockets, not %u", proc_socket_count(pid), n);
+                usleep(10 * 1000);
+        }
+}
+
+unsigned long proc_rss_kib(pid_t pid) {
+        char path[64], line[256];
+        unsigned long kib = 0;
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/proc/%d/status", (int) pid);
+        f = fopen(path, "re");
+        assert_non_null(f);
+        while (fgets(line, sizeof(line), f))
+                if (sscanf(line, "VmRSS: %lu kB", &kib) == 1)
+                        break;
+        fclose(f);
+        return kib;
+}
+
+int pc_connect(const char *path) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int fd;
+
+        strcpy(sa.sun_path, path);
+        fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        assert_true(fd >= 0);
+        assert_int_equal(connect(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        return fd;
+}
+
+void pc_send(int fd, Wg__V1__Request *req) {
+        uint8_t buf[WG_RECORD_MAX];
+        size_t len = wg__v1__request__get_packed_size(req);
+
+        assert_true(len <= sizeof(buf));
+        wg__v1__request__pack(req, buf);
+        assert_int_equal(seqpacket_send(fd, buf, len, -1, 0), 0);
+}
+
+Wg__V1__Response *pc_recv(int fd, int *ret_fd) {
+        uint8_t buf[WG_RECORD_MAX];
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        Wg__V1__Response *r;
+        ssize_t n;
+
+        if (poll(&p, 1, PATIENCE_MSEC) != 1)
+                fail_msg("no response from wgd");
+        n = seqpacket_recv(fd, buf, sizeof(buf), ret_fd, 0);
+        if (n <= 0)
+                fail_msg("reading a response: %zd", n);
+        r = wg__v1__response__unpack(NULL, (size_t) n, buf);
+        assert_non_null(r);
+        return r;
+}
+
+Wg__V1__Response *pc_call(int fd, Wg__V1__Request *req, int *ret_fd) {
+        static uint64_t next_id = 1000;
+        Wg__V1__Response *r;
+
+        req->has_version = true;
+        req->version = 1;
+        req->has_id = true;
+        req->id = next_id++;
+        pc_send(fd, req);
+        r = pc_recv(fd, ret_fd);
+        assert_true(r->has_id);
+        assert_true(r->id == req->id);
+        return r;
+}
+
+void pc_free(Wg__V1__Response *r) {
+        wg__v1__response__free_unpacked(r, NULL);
+}
+
+int pc_errnum(const Wg__V1__Response *r) {
+        if (r->result_case != WG__V1__RESPONSE__RESULT_ERROR)
+                return 0;
+        assert_non_null(r->error);
+        assert_true(r->error->has_errnum);
+        assert_non_null(r->error->message);
+        assert_true(strlen(r->error->message) > 0);
+        return r->error->errnum;
+}
+
+void pc_expect(Wg__V1__Response *r, int errnum) {
+        int e = pc_errnum(r);
+
+        if (e != errnum)
+                fail_msg("expected errno %d (%s), got %d (%s): %s", errnum, strerror(errnum), e, strerror(e),
+                         e ? r->error->message : "success");
+        pc_free(r);
+}
+
+Wg__V1__Response *pc_create(int fd, const char *name, uint32_t mode, uint64_t count) {
+        Wg__V1__Request req = WG__V1__REQUEST__INIT;
+        Wg__V1__Create m = WG__V1__CREATE__INIT;
+
+        m.name = (char *) name;
+        if (mode) {
+                m.has_mode = true;
+                m.mode = mode;
+        }
+        m.has_count = true;
+        m.count = count;
+        req.op_case = WG__V1__REQUEST__OP_CREATE;
+        req.create = &m;
+        return pc_call(fd, &req, NULL);
+}
+
+Wg__V1__Response *pc_stat(int fd, const char *name) {
+        Wg__V1__Request req = WG__V1__REQUEST__INIT;
+        Wg__V1__Stat m = WG__V1__STAT__INIT;
+
+        m.name = (char *) name;
+        req.op_case = WG__V1__REQUEST__OP_STAT;
+        req.stat = &m;
+        return pc_call(fd, &req, NULL);
+}
+
+Wg__V1__Response *pc_add(int fd, const char *name, int64_t delta) {
+        Wg__V1__Request req = WG__V1__REQUEST__INIT;
+        Wg__V1__Add m = WG__V1__ADD__INIT;
+
+        m.name = (char *) name;
+        m.has_delta = true;
+        m.delta = delta;
+        req.op_case = WG__V1__REQUEST__OP_ADD;
+        req.add = &m;
+        return pc_call(fd, &req, NULL);
+}
+
+Wg__V1__Response *pc_delete(int fd, const char *name) {
+        Wg__V1__Request req = WG__V1__REQUEST__INIT;
+        Wg__V1__Delete m = WG__V1__DELETE__INIT;
+
+        m.name = (char *) name;
+        req.op_case = WG__V1__REQUEST__OP_DELETE;
+        req.delete_ = &m;
+        return pc_call(fd, &req, NULL);
+}
+
+Wg__V1__Response *pc_list(int fd, const char *after) {
+        Wg__V1__Request req = WG__V1__REQUEST__INIT;
+        Wg__V1__List m = WG__V1__LIST__INIT;
+
+        m.after = (char *) after;
+        req.op_case = WG__V1__REQUEST__OP_LIST;
+        req.list = &m;
+        return pc_call(fd, &req, NULL);
+}
+
+void pc_wait_send(int fd, uint64_t id, const char *name, uint64_t timeout_usec) {
+        Wg__V1__Request req = WG__V1__REQUEST__INIT;
+        Wg__V1__Wait m = WG__V1__WAIT__INIT;
+
+        m.name = (char *) name;
+        if (timeout_usec != UINT64_MAX) {
+                m.has_timeout_usec = true;
+                m.timeout_usec = timeout_usec;
+        }
+        req.has_version = true;
+        req.version = 1;
+        req.has_id = true;
+        req.id = id;
+        req.op_case = WG__V1__REQUEST__OP_WAIT;
+        req.wait = &m;
+        pc_send(fd, &req);
+}
+
+pid_t spawn_wgd(const char *const *args) {
+        const char *wgd = getenv("WG_WGD");
+        size_t n_args = 0;
+        pid_t pid;
+
+        assert_non_null(wgd);
+        while (args[n_args])
+                n_args++;
+
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                const char *argv[n_args + 2];
+
+                if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+                        _exit(120);
+                closefrom(3);
+                unsetenv("LISTEN_FDS");
+                unsetenv("LISTEN_PID");
+                unsetenv("NOTIFY_SOCKET");
+                argv[0] = wgd;
+                for (size_t i = 0; i < n_args; i++)
+                        argv[i + 1] = args[i];
+                argv[n_args + 1] = NULL;
+                execv(wgd, (char *const *) argv);
+                _exit(127);
+        }
+        return pid;
+}
+
+int connect_retry(const char *path) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+        strcpy(sa.sun_path, path);
+        for (unsigned i = 0; i < PATIENCE_MSEC / 10; i++) {
+                int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+
+                assert_true(fd >= 0);
+                if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0)
+                        return fd;
+                close(fd);
+                usleep(10 * 1000);
+        }
+        fail_msg("nobody listens on %s", path);
+        return -1;
+}

@@ -20,6 +20,7 @@
 #include "wgd.h"
 
 #define PROTOCOL_VERSION 1
+#define WAIT_ACCURACY_USEC 1000
 
 /* GroupInfo is under 200 bytes packed; a List answer stops well below the record cap. */
 #define LIST_BUDGET (WG_RECORD_MAX - 1024)
@@ -409,8 +410,9 @@ static void op_wait(Client *c, uint64_t id, const Wg__V1__Wait *m) {
                 .generation = wg_state_generation(st),
         };
         if (timeout != UINT64_MAX) {
-                r = sd_event_add_time_relative(c->server->event, &w->timer, CLOCK_MONOTONIC, timeout, 0,
-                                               on_wait_timeout, w);
+                /* Accuracy 0 would be sd-event's default of 250 ms: far too loose for a timeout. */
+                r = sd_event_add_time_relative(c->server->event, &w->timer, CLOCK_MONOTONIC, timeout,
+                                               WAIT_ACCURACY_USEC, on_wait_timeout, w);
                 if (r < 0) {
                         free(w);
                         client_reply_error(c, id, r, "Could not arm the timeout: %s.", strerror(-r));

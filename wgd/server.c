@@ -10,6 +10,8 @@
 #include <search.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -64,6 +66,7 @@ int server_new(sd_event *event, const ServerLimits *limits, Server **ret) {
                 .event = sd_event_ref(event),
                 .limits = *limits,
                 .listen_fd = -EBADF,
+                .lock_fd = -EBADF,
         };
 
         r = watcher_new(event, on_watch, s, &s->watcher);
@@ -98,6 +101,7 @@ Server *server_free(Server *s) {
                 (void) unlink(s->bound_path);
                 free(s->bound_path);
         }
+        safe_close(s->lock_fd); /* after the unlink: the next wgd binds a fresh socket */
         sd_event_unref(s->event);
         free(s);
         return NULL;
@@ -229,15 +233,29 @@ int server_listen_fd(Server *s, int fd) {
         return listen_start(s, fd);
 }
 
-/* Bind @path ourselves. A stale socket (nobody answers on it) is replaced; a live one is not. */
+/*
+ * Bind @path ourselves. A stale socket (nobody answers on it) is replaced; a live one is not.
+ *
+ * Two wgds started at once (two wgctl starting one on demand) must not both decide the socket
+ * is stale and replace each other's: PATH.lock, held for as long as we serve, decides. The lock
+ * file stays behind, harmlessly; nothing but flock() ever looks at it.
+ */
 int server_listen_path(Server *s, const char *path) {
-        _cleanup_close_ int fd = -EBADF;
+        _cleanup_close_ int fd = -EBADF, lock = -EBADF;
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        char lock_path[sizeof(sa.sun_path) + 8];
         int r;
 
         if (strlen(path) >= sizeof(sa.sun_path))
                 return -ENAMETOOLONG;
         strcpy(sa.sun_path, path);
+
+        snprintf(lock_path, sizeof(lock_path), "%s.lock", path);
+        lock = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (lock < 0)
+                return negative_errno();
+        if (flock(lock, LOCK_EX | LOCK_NB) < 0)
+                return errno == EWOULDBLOCK ? -EADDRINUSE : negative_errno();
 
         fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
@@ -271,6 +289,7 @@ int server_listen_path(Server *s, const char *path) {
         if (r < 0)
                 return r;
         TAKE_FD(fd);
+        s->lock_fd = TAKE_FD(lock);
         return 0;
 }
 

@@ -113,6 +113,7 @@ struct Server {
         int listen_fd;
         sd_event_source *listen_source;
         char *bound_path; /* the socket we bound ourselves, to unlink at exit; NULL if passed in */
+        int lock_fd;      /* flock() on bound_path.lock, while we serve it */
         bool socket_activated;
 
         void *groups; /* tsearch() tree of Group, by name */

@@ -264,8 +264,6 @@ int harness_stop(Harness *h, int sig) {
 }
 
 void harness_done(Harness *h) {
-        char path[400];
-
         if (h->pid > 0)
                 (void) harness_stop(h, SIGKILL);
         __atomic_store_n(&h->stop, true, __ATOMIC_SEQ_CST);
@@ -276,10 +274,19 @@ void harness_done(Harness *h) {
         h->n_store = 0;
         close(h->listen_fd);
         close(h->notify_fd);
-        unlink(h->socket_path);
-        unlink(h->notify_path);
-        snprintf(path, sizeof(path), "%s", h->dir);
-        rmdir(path);
+
+        /* Whatever the test left in the directory (sockets, lock files), then the directory. */
+        {
+                DIR *d = opendir(h->dir);
+                struct dirent *de;
+
+                while (d && (de = readdir(d)))
+                        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+                                (void) unlinkat(dirfd(d), de->d_name, 0);
+                if (d)
+                        closedir(d);
+        }
+        rmdir(h->dir);
         unsetenv("WGD_SOCKET");
 }
 

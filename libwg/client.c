@@ -56,7 +56,7 @@ static int connect_wgd(void) {
         return TAKE_FD(fd);
 }
 
-int wg__call(Wg__V1__Request *req, Wg__V1__Response **ret, int *ret_fd) {
+int wg__call_full(Wg__V1__Request *req, Wg__V1__Response **ret, int *ret_fd) {
         _cleanup_(response_freep) Wg__V1__Response *resp = NULL;
         _cleanup_close_ int sock = -EBADF, fd = -EBADF;
         _cleanup_free_ uint8_t *buf = NULL;
@@ -103,13 +103,30 @@ int wg__call(Wg__V1__Request *req, Wg__V1__Response **ret, int *ret_fd) {
                 int e = resp->error && resp->error->has_errnum ? resp->error->errnum : 0;
 
                 /* Only a plausible errno is passed on; anything else is the daemon's fault. */
-                return e > 0 && e < 4096 ? -e : -EPROTO;
-        }
-        if (!resp->has_id || resp->id != req->id || resp->result_case == WG__V1__RESPONSE__RESULT__NOT_SET)
+                if (e <= 0 || e >= 4096)
+                        return -EPROTO;
+                /* A notice (id 0) answers too: the daemon turned the connection away. */
+        } else if (!resp->has_id || resp->id != req->id || resp->result_case == WG__V1__RESPONSE__RESULT__NOT_SET)
                 return -EPROTO;
 
         if (ret_fd)
                 *ret_fd = TAKE_FD(fd);
+        *ret = TAKE_PTR(resp);
+        return 0;
+}
+
+int wg__call(Wg__V1__Request *req, Wg__V1__Response **ret, int *ret_fd) {
+        _cleanup_(response_freep) Wg__V1__Response *resp = NULL;
+        int r;
+
+        r = wg__call_full(req, &resp, ret_fd);
+        if (r < 0)
+                return r;
+        if (resp->result_case == WG__V1__RESPONSE__RESULT_ERROR) {
+                if (ret_fd)
+                        *ret_fd = safe_close(*ret_fd);
+                return -resp->error->errnum;
+        }
         *ret = TAKE_PTR(resp);
         return 0;
 }

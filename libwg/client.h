@@ -18,3 +18,9 @@
  * -EPROTO if the answer was not a response to this request, or the daemon's error.
  */
 int wg__call(Wg__V1__Request *req, Wg__V1__Response **ret, int *ret_fd);
+
+/*
+ * The same, but a daemon's Error is a response like any other (returned with 0), so that the
+ * caller can show its message. Negative returns are failures to get a valid response at all.
+ */
+int wg__call_full(Wg__V1__Request *req, Wg__V1__Response **ret, int *ret_fd);

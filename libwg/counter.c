@@ -111,30 +111,28 @@ _public_ int wg_done(wg *g) {
         return counter_add(g, -1);
 }
 
-_public_ int wg_wait(wg *g, uint64_t timeout_usec) {
+int wg__wait_generation(wg *g, uint64_t gen, uint64_t deadline) {
         struct timespec ts;
-        uint64_t s, gen, deadline;
+        uint64_t s;
         int r, k;
 
-        assert_return(g, -EINVAL);
+        assert(g);
 
         s = state_load(g);
         r = wg_state_check(s);
         if (r < 0)
                 return r;
-        if (wg_state_count(s) == 0)
+        if (wg_state_generation(s) != gen || wg_state_count(s) == 0)
                 return 0;
-        if (timeout_usec == 0)
+        if (deadline <= now_usec())
                 return -ETIMEDOUT;
 
         /*
-         * One absolute deadline for the whole wait. Forever is a deadline too (one the kernel
-         * clamps to never): a timed FUTEX_WAIT reports a signal handler as EINTR whether or not
-         * it was installed with SA_RESTART, so callers see the same thing in both cases.
+         * Forever is a deadline too (one the kernel clamps to never): a timed FUTEX_WAIT reports a
+         * signal handler as EINTR whether or not it was installed with SA_RESTART, so callers see
+         * the same thing in both cases.
          */
-        deadline = timeout_usec == WG_USEC_INFINITY ? UINT64_MAX : deadline_after(timeout_usec);
         ts = usec_to_timespec(deadline);
-        gen = wg_state_generation(s);
 
         for (;;) {
                 /* Register: make sure the completer of this generation knows to wake us. */
@@ -178,6 +176,30 @@ _public_ int wg_wait(wg *g, uint64_t timeout_usec) {
                         return k;
                 }
         }
+}
+
+_public_ int wg_wait(wg *g, uint64_t timeout_usec) {
+        uint64_t s;
+        int r;
+
+        assert_return(g, -EINVAL);
+
+        s = state_load(g);
+        r = wg_state_check(s);
+        if (r < 0)
+                return r;
+        if (wg_state_count(s) == 0)
+                return 0;
+        if (timeout_usec == 0)
+                return -ETIMEDOUT;
+
+        /* One absolute deadline for the whole wait, however often it wakes. */
+        return wg__wait_generation(g, wg_state_generation(s),
+                                   timeout_usec == WG_USEC_INFINITY ? UINT64_MAX : deadline_after(timeout_usec));
+}
+
+uint64_t wg__state(wg *g) {
+        return state_load(g);
 }
 
 void wg__mark_deleted(wg *g) {

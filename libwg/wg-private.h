@@ -19,3 +19,14 @@ struct wg {
  * now on, in every process, and every sleeper is woken to learn it.
  */
 void wg__mark_deleted(wg *g);
+
+/*
+ * Wait until generation @gen has ended (or the counter is zero), until the absolute
+ * CLOCK_MONOTONIC @deadline_usec (UINT64_MAX: forever). What wg_wait() does once it has seen the
+ * generation; for callers that wait in slices (wgctl's progress) and must not lose a generation
+ * that ended, and was reused, between two slices. Errors as wg_wait().
+ */
+int wg__wait_generation(wg *g, uint64_t gen, uint64_t deadline_usec);
+
+/* One acquire load of the state word (see segment.h for its fields). */
+uint64_t wg__state(wg *g);

@@ -303,6 +303,30 @@ static void test_errors(void **state) {
 
         assert_int_equal(count_of(c, "g"), 0);
 
+        /* A Wait for a generation that already ended is answered at once, even after a reuse. */
+        pc_expect(pc_add(c, "g", 1), 0);
+        {
+                Wg__V1__Wait m = WG__V1__WAIT__INIT;
+                Wg__V1__Response *r;
+
+                m.name = (char *) "g";
+                m.has_generation = true;
+                m.generation = 0;
+                req = (Wg__V1__Request) WG__V1__REQUEST__INIT;
+                req.op_case = WG__V1__REQUEST__OP_WAIT;
+                req.wait = &m;
+                r = pc_call(c, &req, NULL);
+                assert_int_equal(group_of(r)->count, 1);
+                assert_int_equal(group_of(r)->generation, 1);
+                pc_free(r);
+
+                m.generation = 1; /* the current one: a try-wait times out */
+                m.has_timeout_usec = true;
+                m.timeout_usec = 0;
+                pc_expect(pc_call(c, &req, NULL), ETIMEDOUT);
+        }
+        pc_expect(pc_add(c, "g", -1), 0);
+
         /* The limit on groups in all (--max-groups=5), freed by a delete. */
         pc_expect(pc_create(c, "e4", 0, 0), 0);
         pc_expect(pc_create(c, "e5", 0, 0), 0);

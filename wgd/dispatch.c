@@ -384,7 +384,7 @@ static void op_wait(Client *c, uint64_t id, const Wg__V1__Wait *m) {
                 client_reply_error(c, id, r, "Group '%s': %s.", g->name, strerror(-r));
                 return;
         }
-        if (wg_state_count(st) == 0) {
+        if (wg_state_count(st) == 0 || (m->has_generation && m->generation != wg_state_generation(st))) {
                 reply_group(c, id, g, -EBADF);
                 return;
         }

@@ -1,0 +1,246 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * run and spawn: a command as one piece of work. The add happens before the command starts, so
+ * that a wait that follows can never miss it; the done happens when the command ends, however it
+ * ends, from a process that stays to see it end (wgctl itself for run, a detached supervisor for
+ * spawn).
+ */
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "macro.h"
+#include "wgctl.h"
+
+static volatile pid_t child_pid = 0;
+
+/*
+ * A signal sent to wgctl itself (kill, systemd stopping a unit) goes on to the command; one the
+ * terminal sends to the whole foreground process group has reached the command already.
+ * Either way wgctl stays, to do the done when the command is gone.
+ */
+static void forward(int sig, siginfo_t *si, void *ctx) {
+        if (child_pid > 0 && (si->si_code == SI_USER || si->si_code == SI_QUEUE))
+                (void) kill(child_pid, sig);
+}
+
+static const int forwarded[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+
+/* "NAME -- CMD [ARG...]". Returns 0 with *cmd set, -1 after --help, or an exit code. */
+static int parse_command(int argc, char **argv, const char *verb_name, const char **name, char ***cmd) {
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, "+h", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        verb_help(verb_name, NULL);
+                        return -1;
+                default:
+                        return EXIT_USAGE;
+                }
+
+        if (optind >= argc)
+                return usage_error("the group's NAME is missing.");
+        r = parse_name(argv[optind], name);
+        if (r != 0)
+                return r;
+        optind++;
+        /* getopt stopped at NAME, so a '--' after it is still here: skip it. */
+        if (optind < argc && strcmp(argv[optind], "--") == 0)
+                optind++;
+        if (optind >= argc)
+                return usage_error("the command is missing: wgctl %s NAME -- CMD [ARG...]", verb_name);
+        *cmd = argv + optind;
+        return 0;
+}
+
+/*
+ * Fork and exec @cmd with the signal state it would have from a shell. An exec failure comes
+ * back through a close-on-exec pipe: nothing read means the exec happened.
+ */
+static int start_command(char **cmd, int null_stdin, pid_t *ret_pid, int *ret_exec_errno) {
+        int p[2], e = 0;
+        sigset_t empty;
+        ssize_t n;
+        pid_t pid;
+
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return negative_errno();
+
+        pid = fork();
+        if (pid < 0) {
+                e = negative_errno();
+                safe_close(p[0]);
+                safe_close(p[1]);
+                return e;
+        }
+        if (pid == 0) {
+                safe_close(p[0]);
+                for (size_t i = 0; i < ELEMENTSOF(forwarded); i++)
+                        signal(forwarded[i], SIG_DFL);
+                sigemptyset(&empty);
+                sigprocmask(SIG_SETMASK, &empty, NULL);
+                if (null_stdin >= 0 && dup2(null_stdin, STDIN_FILENO) < 0)
+                        _exit(EXIT_CANNOT_EXECUTE);
+                execvp(cmd[0], cmd);
+                e = errno;
+                (void) write(p[1], &e, sizeof(e));
+                _exit(e == ENOENT ? EXIT_NOT_FOUND : EXIT_CANNOT_EXECUTE);
+        }
+
+        safe_close(p[1]);
+        do
+                n = read(p[0], &e, sizeof(e));
+        while (n < 0 && errno == EINTR);
+        safe_close(p[0]);
+
+        *ret_pid = pid;
+        *ret_exec_errno = n == sizeof(e) ? e : 0;
+        return 0;
+}
+
+static int reap_command(pid_t pid) {
+        int status;
+
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        return EXIT_FAILED;
+        if (WIFEXITED(status))
+                return WEXITSTATUS(status);
+        return 128 + WTERMSIG(status);
+}
+
+static void wg_unrefp_local(wg **g) {
+        wg_unref(*g);
+}
+
+int verb_run(int argc, char **argv) {
+        _cleanup_(wg_unrefp_local) wg *g = NULL;
+        struct sigaction sa = { .sa_sigaction = forward, .sa_flags = SA_SIGINFO | SA_RESTART };
+        const char *name;
+        char **cmd;
+        int status, exec_errno, r;
+        pid_t pid;
+
+        r = parse_command(argc, argv, "run", &name, &cmd);
+        if (r != 0)
+                return r < 0 ? EXIT_OK : r;
+
+        r = daemon_open(name, false, &g);
+        if (r != 0)
+                return r;
+        r = wg_add(g, 1);
+        if (r < 0)
+                return failure(r, "'%s': cannot add: %s", name, r == -EIDRM ? "it was deleted" : strerror(-r));
+
+        for (size_t i = 0; i < ELEMENTSOF(forwarded); i++)
+                sigaction(forwarded[i], &sa, NULL);
+
+        r = start_command(cmd, -EBADF, &pid, &exec_errno);
+        if (r < 0) {
+                (void) wg_done(g);
+                return failure(r, "cannot start %s: %s", cmd[0], strerror(-r));
+        }
+        child_pid = pid;
+        if (exec_errno != 0)
+                fprintf(stderr, "wgctl: run: %s: %s\n", cmd[0],
+                        exec_errno == ENOENT ? "command not found" : strerror(exec_errno));
+
+        status = reap_command(pid);
+        child_pid = 0;
+
+        r = wg_done(g);
+        if (r < 0)
+                return failure(r, "'%s': the command ended, but its done failed: %s", name,
+                               r == -EIDRM ? "the group was deleted" : strerror(-r));
+        return status;
+}
+
+int verb_spawn(int argc, char **argv) {
+        _cleanup_(wg_unrefp_local) wg *g = NULL;
+        _cleanup_close_ int null = -EBADF;
+        const char *name;
+        char **cmd;
+        int report[2], r, exec_errno = 0;
+        pid_t pid;
+        ssize_t n;
+
+        r = parse_command(argc, argv, "spawn", &name, &cmd);
+        if (r != 0)
+                return r < 0 ? EXIT_OK : r;
+
+        r = daemon_open(name, false, &g);
+        if (r != 0)
+                return r;
+        null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (null < 0)
+                return failure(negative_errno(), "cannot open /dev/null: %m");
+        if (pipe2(report, O_CLOEXEC) < 0)
+                return failure(negative_errno(), "cannot make a pipe: %m");
+
+        /* Added before we return: a 'wgctl wait' right after us cannot miss this command. */
+        r = wg_add(g, 1);
+        if (r < 0)
+                return failure(r, "'%s': cannot add: %s", name, r == -EIDRM ? "it was deleted" : strerror(-r));
+
+        pid = fork();
+        if (pid < 0) {
+                (void) wg_done(g);
+                return failure(negative_errno(), "cannot fork: %m");
+        }
+        if (pid == 0) {
+                /* A new session, and the middle process gone: no shell's job, no terminal's. */
+                safe_close(report[0]);
+                if (setsid() < 0)
+                        _exit(1);
+                pid = fork();
+                if (pid < 0) {
+                        (void) wg_done(g);
+                        _exit(1);
+                }
+                if (pid > 0)
+                        _exit(0);
+
+                /* The supervisor: start the command, say whether exec worked, stay for the done. */
+                r = start_command(cmd, null, &pid, &exec_errno);
+                if (r < 0)
+                        exec_errno = -r;
+                (void) write(report[1], &exec_errno, sizeof(exec_errno));
+                safe_close(report[1]);
+                if (r >= 0)
+                        (void) reap_command(pid);
+                r = wg_done(g);
+                if (r < 0)
+                        fprintf(stderr, "wgctl: spawn: '%s': the command ended, but its done failed: %s\n", name,
+                                strerror(-r));
+                _exit(r < 0 ? EXIT_FAILED : 0);
+        }
+
+        safe_close(report[1]);
+        (void) waitpid(pid, NULL, 0);
+        do
+                n = read(report[0], &exec_errno, sizeof(exec_errno));
+        while (n < 0 && errno == EINTR);
+        safe_close(report[0]);
+
+        if (n != sizeof(exec_errno))
+                return failure(-ECHILD, "the supervisor of %s died before it started it.", cmd[0]);
+        if (exec_errno != 0) {
+                fprintf(stderr, "wgctl: spawn: %s: %s\n", cmd[0],
+                        exec_errno == ENOENT ? "command not found" : strerror(exec_errno));
+                return exec_errno == ENOENT ? EXIT_NOT_FOUND : EXIT_CANNOT_EXECUTE;
+        }
+        return EXIT_OK;
+}

@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * wgctl: wait groups for shell pipelines. One verb per subcommand (verb-*.c), the daemon
+ * connection with its start on demand (daemon.c), and what they share.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "wg.h"
+#include "wg.pb-c.h"
+
+/* Exit codes, as timeout(1) and env(1) users expect (DESIGN.md, wgctl(1)). */
+enum {
+        EXIT_OK = 0,
+        EXIT_MEMBER_FAILED = 1,
+        EXIT_USAGE = 2,
+        EXIT_TIMEOUT = 124,
+        EXIT_FAILED = 125,
+        EXIT_CANNOT_EXECUTE = 126,
+        EXIT_NOT_FOUND = 127,
+};
+
+typedef struct Verb {
+        const char *name;
+        const char *usage;   /* after "wgctl NAME " */
+        const char *summary; /* one line for wgctl --help */
+        int (*run)(int argc, char **argv);
+} Verb;
+
+/* main.c */
+extern const char *program_verb;
+int usage_error(const char *format, ...) __attribute__((format(printf, 1, 2)));
+int failure(int error, const char *format, ...) __attribute__((format(printf, 2, 3)));
+/* Print the help of verb @name, with its @options lines (or NULL). */
+void verb_help(const char *name, const char *options);
+int parse_name(const char *s, const char **ret);
+int parse_count(const char *s, int64_t *ret);
+int parse_duration(const char *s, uint64_t *ret_usec);
+
+/* daemon.c: requests to wgd, starting a user wgd first if none runs and none is activatable. */
+int daemon_call(Wg__V1__Request *req, Wg__V1__Response **ret, int *ret_fd);
+/*
+ * The group's segment, through wgd. Reports errors itself, with the daemon's words, and returns
+ * the exit code to leave with; but with @allow_eacces, a permission error is returned quietly
+ * as -EACCES, for a caller that has another way.
+ */
+int daemon_open(const char *name, bool allow_eacces, wg **ret);
+void response_freep(Wg__V1__Response **r);
+/* The daemon's own words for an Error response. */
+const char *response_message(const Wg__V1__Response *r);
+
+/* verb-*.c */
+int verb_create(int argc, char **argv);
+int verb_add(int argc, char **argv);
+int verb_done(int argc, char **argv);
+int verb_wait(int argc, char **argv);
+int verb_run(int argc, char **argv);
+int verb_spawn(int argc, char **argv);
+int verb_status(int argc, char **argv);
+int verb_list(int argc, char **argv);
+int verb_delete(int argc, char **argv);
+
+extern const Verb verbs[];

@@ -3,7 +3,8 @@
 #
 # The README's two commands, for a fresh Debian 12 machine:
 #
-#   tools/bootstrap.sh demo    install what is missing, build, run the main job
+#   tools/bootstrap.sh demo    install what is missing, build, run the main job (a shell
+#                              pipeline coordinated by wgctl: examples/pipeline.sh)
 #   tools/bootstrap.sh test    install what is missing, build, run every test: the plain build,
 #                              the same tests under valgrind, and an ASan+UBSan build
 #   tools/bootstrap.sh deps    only install what is missing
@@ -29,6 +30,8 @@ packages=(
     systemd
     valgrind
     strace
+    jq
+    procps
 )
 
 usage() {
@@ -94,7 +97,8 @@ demo)
     install_deps
     build build
     echo
-    ./build/examples/wg-demo
+    # wgctl from this build, which starts this build's wgd when none runs.
+    PATH=$top/build/wgctl:$PATH WGCTL_WGD=$top/build/wgd/wgd examples/pipeline.sh
     ;;
 test)
     install_deps

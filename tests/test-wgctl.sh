@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# wgctl as a shell sees it: every verb and every exit code, with a real wgd that wgctl starts on
+# demand on a socket of this test's own. TAP output.
+#
+# Needs: $WGCTL and $WGD (the built binaries), jq for the JSON checks, setpriv for the second uid.
+set -u
+
+WGCTL=${WGCTL:?} WGD=${WGD:?}
+dir=$(mktemp -d /tmp/wgctl-test-XXXXXX)
+chmod 0755 "$dir"
+export WGD_SOCKET=$dir/wgd.sock WGCTL_WGD=$WGD
+unset WGCTL_NO_AUTOSTART
+n=0 failed=0
+
+cleanup() {
+    # The wgd started on demand would exit by itself when idle; don't leave it for that.
+    pkill -f -- "--socket=$WGD_SOCKET" 2>/dev/null
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+
+ok() { n=$((n + 1)); echo "ok $n - $1"; }
+not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
+
+# expect CODE DESCRIPTION -- COMMAND...: the command exits with CODE.
+expect() {
+    local want=$1 what=$2 got
+    shift 3
+    "$@" >"$dir/out" 2>"$dir/err"
+    got=$?
+    if [ "$got" -eq "$want" ]; then
+        ok "$what (exit $want)"
+    else
+        not_ok "$what: exit $got, expected $want"
+        sed 's/^/# /' "$dir/err"
+    fi
+}
+
+# check DESCRIPTION -- COMMAND...: the command succeeds (a shell test on state).
+check() {
+    local what=$1
+    shift 2
+    if "$@"; then ok "$what"; else not_ok "$what"; fi
+}
+
+stderr_has() { grep -q -- "$1" "$dir/err"; }
+count_of() { "$WGCTL" status "$1" --json | jq -r .count; }
+
+# --- start on demand, create, status ---------------------------------------------------------
+expect 0 "no wgd yet: create starts one" -- "$WGCTL" create build
+check "a wgd now serves the socket" -- test -S "$WGD_SOCKET"
+expect 125 "create of an existing group" -- "$WGCTL" create build
+check "  says it exists" -- stderr_has "exists"
+expect 0 "create --exist-ok of an existing group" -- "$WGCTL" create build --exist-ok
+expect 0 "create --count --mode" -- "$WGCTL" create shared --count 2 --mode 0666
+expect 0 "status" -- "$WGCTL" status shared
+check "  status is key: value lines" -- grep -qx "count: 2" "$dir/out"
+
+expect 0 "status --json" -- "$WGCTL" status shared --json
+check "  JSON: name, count, generation, waiters, owner, mode" -- \
+    jq -e '.name == "shared" and .count == 2 and .generation == 0 and .waiters == 0 and
+           .owner == 0 and .mode == "0666" and (.created_usec | type) == "number"' "$dir/out"
+
+expect 0 "list --json" -- "$WGCTL" list --json
+check "  JSON: an array of both groups, in name order" -- \
+    jq -e 'length == 2 and .[0].name == "build" and .[1].name == "shared"' "$dir/out"
+expect 0 "list" -- "$WGCTL" list
+check "  a header and a line per group" -- test "$(wc -l <"$dir/out")" -eq 3
+
+# --- add, done, wait --------------------------------------------------------------------------
+expect 0 "add 3" -- "$WGCTL" add build 3
+expect 0 "done" -- "$WGCTL" done build
+expect 0 "done 2" -- "$WGCTL" done build 2
+check "  back at 0, one generation later" -- test "$("$WGCTL" status build --json | jq -c '[.count, .generation]')" = "[0,1]"
+expect 125 "done below zero" -- "$WGCTL" done build
+check "  says so" -- stderr_has "below zero"
+check "  and changed nothing" -- test "$(count_of build)" -eq 0
+expect 0 "wait on a group at zero" -- "$WGCTL" wait build
+expect 0 "add" -- "$WGCTL" add build
+expect 124 "wait --timeout 200ms" -- "$WGCTL" wait build --timeout 200ms
+check "  says what is outstanding" -- stderr_has "1 of 1 still outstanding"
+expect 0 "wait --progress, released by a done from another shell" -- \
+    bash -c "(sleep 0.2; '$WGCTL' done build) & '$WGCTL' wait build --progress --timeout 30s"
+check "  progress lines on stderr" -- stderr_has "1/1 done"
+if command -v script >/dev/null; then
+    "$WGCTL" add build
+    expect 124 "wait on a terminal draws a progress bar" -- \
+        script -qec "'$WGCTL' wait build --timeout 600ms" /dev/null
+    check "  the bar: done/total and elapsed time" -- grep -q '\] 0/1 done  0\.' "$dir/out"
+    "$WGCTL" done build
+else
+    ok "# SKIP no script(1) for a terminal"; ok "# SKIP no script(1)"
+fi
+expect 0 "wait --quiet prints nothing" -- "$WGCTL" wait build --quiet
+check "  nothing" -- test ! -s "$dir/err"
+
+# --- run and spawn ---------------------------------------------------------------------------
+expect 0 "run true" -- "$WGCTL" run build -- true
+expect 7 "run of a command that fails: its status" -- "$WGCTL" run build -- sh -c 'exit 7'
+expect 143 "run of a command killed by SIGTERM: 128+15" -- "$WGCTL" run build -- sh -c 'kill -TERM $$'
+expect 137 "run of a command killed by SIGKILL: 128+9" -- "$WGCTL" run build -- sh -c 'kill -KILL $$'
+expect 127 "run of a command that does not exist" -- "$WGCTL" run build -- /nonexistent/command
+expect 126 "run of a file that cannot execute" -- "$WGCTL" run build -- "$dir"
+check "  every run did its done" -- test "$(count_of build)" -eq 0
+expect 0 "run holds one piece of work while the command runs" -- \
+    "$WGCTL" run build -- sh -c "test \"\$('$WGCTL' status build --json | jq .count)\" -eq 1"
+expect 3 "run passes arguments untouched" -- "$WGCTL" run build -- sh -c 'exit $#' sh a 'b c' "--"
+
+rm -f "$dir/marker"
+expect 0 "spawn, then wait at once" -- \
+    bash -c "'$WGCTL' spawn build -- sh -c 'sleep 0.3; touch $dir/marker' && '$WGCTL' wait build --timeout 30s"
+check "  the wait saw the spawned command through" -- test -e "$dir/marker"
+expect 0 "spawn detaches: returns before the command ends" -- \
+    timeout 5 "$WGCTL" spawn build -- sleep 2
+check "  the command still counts" -- test "$(count_of build)" -eq 1
+expect 0 "  and is done when it ends" -- "$WGCTL" wait build --timeout 30s
+expect 0 "spawn of a command that crashes still does its done" -- "$WGCTL" spawn build -- sh -c 'kill -SEGV $$'
+expect 0 "  so a wait returns" -- "$WGCTL" wait build --timeout 30s
+expect 127 "spawn of a command that does not exist" -- "$WGCTL" spawn build -- /nonexistent/command
+expect 0 "  and its done is done" -- "$WGCTL" wait build --timeout 30s
+
+# --- errors -----------------------------------------------------------------------------------
+expect 125 "status of an unknown group" -- "$WGCTL" status nosuch
+check "  names it" -- stderr_has "nosuch"
+expect 125 "wait on an unknown group" -- "$WGCTL" wait nosuch
+expect 125 "delete of an unknown group" -- "$WGCTL" delete nosuch
+expect 2 "no verb" -- "$WGCTL"
+expect 2 "unknown verb" -- "$WGCTL" frobnicate
+expect 2 "missing name" -- "$WGCTL" add
+expect 2 "invalid name" -- "$WGCTL" add 'a/b'
+check "  says what a name may be" -- stderr_has "not a group name"
+expect 2 "bad count" -- "$WGCTL" add build zero
+expect 2 "zero count" -- "$WGCTL" done build 0
+expect 2 "negative count" -- "$WGCTL" add build -3
+expect 2 "bad duration" -- "$WGCTL" wait build --timeout 5parsecs
+check "  says what a duration is" -- stderr_has "not a duration"
+expect 2 "unknown option" -- "$WGCTL" status build --frob
+expect 2 "run without a command" -- "$WGCTL" run build --
+expect 2 "bad mode" -- "$WGCTL" create m --mode 0777
+expect 2 "extra argument" -- "$WGCTL" delete build extra
+check "every usage error is one line" -- test "$(wc -l <"$dir/err")" -eq 1
+for verb in create add done wait run spawn status list delete; do
+    expect 0 "$verb --help" -- "$WGCTL" "$verb" --help
+done
+expect 0 "--help" -- "$WGCTL" --help
+expect 0 "--version" -- "$WGCTL" --version
+
+# --- another uid --------------------------------------------------------------------------------
+if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null; then
+    as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups -- "$@"; }
+    expect 125 "another uid: add to a 0600 group" -- as_nobody "$WGCTL" add build
+    check "  permission denied" -- stderr_has "does not allow"
+    expect 125 "another uid: status of a 0600 group" -- as_nobody "$WGCTL" status build
+    expect 0 "another uid: add to a 0666 group" -- as_nobody "$WGCTL" add shared
+    expect 125 "another uid: delete of root's group" -- as_nobody "$WGCTL" delete shared
+    expect 0 "another uid: list shows only what it may read" -- as_nobody "$WGCTL" list --json
+    check "  just the 0666 group" -- jq -e 'length == 1 and .[0].name == "shared"' "$dir/out"
+    "$WGCTL" create readable --mode 0644 --count 1 >/dev/null
+    expect 0 "another uid: wait on a 0644 group goes through wgd" -- \
+        bash -c "(sleep 0.3; '$WGCTL' done readable) & setpriv --reuid=65534 --regid=65534 --clear-groups -- '$WGCTL' wait readable --timeout 30s"
+    expect 124 "another uid: a timed-out wait through wgd" -- \
+        bash -c "'$WGCTL' add readable; setpriv --reuid=65534 --regid=65534 --clear-groups -- '$WGCTL' wait readable --timeout 300ms"
+else
+    for i in 1 2 3 4 5 6 7 8 9; do ok "# SKIP not root, or no setpriv"; done
+fi
+
+# --- delete, and no daemon ----------------------------------------------------------------------
+expect 0 "delete" -- "$WGCTL" delete shared
+expect 125 "status after delete" -- "$WGCTL" status shared
+expect 125 "no daemon and no start on demand" -- env WGCTL_NO_AUTOSTART=1 WGD_SOCKET="$dir/none.sock" "$WGCTL" list
+check "  says wgd cannot be reached" -- stderr_has "cannot reach wgd"
+
+echo "1..$n"
+[ "$failed" -eq 0 ]

@@ -92,11 +92,12 @@ int wg_from_fd(int fd, wg **ret);
  * Return: 0 on success; -EINVAL if @name is not a valid name, @flags has unknown bits, WG_EXCL
  * comes without WG_CREATE, or @ret is NULL; -ENOENT if there is no such group (and no WG_CREATE);
  * -EEXIST if it exists and WG_CREATE|WG_EXCL was given; -EACCES if its mode does not allow this
- * process to write it; -EPERM if the mode names a group the caller is not in; -EDQUOT if the
- * caller owns as many groups as wgd allows; -EUSERS if it has as many connections to wgd as
- * allowed; -ECONNREFUSED if wgd is not running; -ETIMEDOUT if it did not answer within 25
- * seconds; -EPROTO if what it answered was not a valid response; -ENAMETOOLONG if the socket
- * path is too long; or any error of wg_from_fd().
+ * process to write it, or the socket does not allow this process to connect; -EDQUOT if the
+ * caller owns as many groups as wgd allows it, -ENOSPC if wgd holds as many as it may in all;
+ * -EUSERS if wgd refused the connection (too many); -ECONNREFUSED if wgd is not running;
+ * -ECONNRESET if it hung up; -ETIMEDOUT if it did not answer within 25 seconds; -EPROTO if what
+ * it answered was not a valid response; -ENOMEM, -EMFILE or -ENFILE, from wgd or from this
+ * process; -ENAMETOOLONG if the socket path is too long; or any error of wg_from_fd().
  */
 int wg_open(const char *name, uint64_t flags, wg **ret);
 
@@ -108,8 +109,9 @@ int wg_open(const char *name, uint64_t flags, wg **ret);
  * operation on them fails with -EIDRM from now on, and their waiters wake with that error.
  *
  * Return: 0 on success; -EINVAL if @name is not a valid name; -ENOENT if there is no such
- * group; -EPERM if the caller is neither its owner nor root; -ECONNREFUSED, -ETIMEDOUT, -EPROTO,
- * -ENAMETOOLONG as for wg_open().
+ * group; -EACCES if the caller may not even read it; -EPERM if it may, but is neither its owner
+ * nor root; -ECONNREFUSED, -ECONNRESET, -EUSERS, -ETIMEDOUT, -EPROTO, -ENAMETOOLONG as for
+ * wg_open().
  */
 int wg_unlink(const char *name);
 

@@ -192,9 +192,12 @@ static int on_accept(sd_event_source *source, int lfd, uint32_t revents, void *u
         a = server_account(s, peer.uid);
         if (s->n_clients >= s->limits.connections ||
             (a && a->n_connections >= s->limits.connections_per_uid)) {
-                log_notice("Refusing a connection of uid %u (pid %d): too many connections.", (unsigned) peer.uid,
-                           (int) peer.pid);
-                refuse(fd, -EUSERS, "Too many connections to wgd for this user.");
+                bool all = s->n_clients >= s->limits.connections;
+
+                log_notice("Refusing a connection of uid %u (pid %d): too many connections%s.", (unsigned) peer.uid,
+                           (int) peer.pid, all ? "" : " for this user");
+                refuse(fd, -EUSERS, all ? "wgd has as many connections as it may take." :
+                                          "Too many connections to wgd for this user.");
                 if (a)
                         server_account_release(s, a);
                 free(peer.groups);

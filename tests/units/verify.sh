@@ -57,7 +57,8 @@ stage() {
 # on a non-zero exit or on any message that names our units. --recursive-errors=no: only our
 # units count, not the state of this machine's other units that ours pull in (sockets.target,
 # sysinit.target...). SYSTEMD_LOG_LEVEL=notice: syntax warnings, without the debug chatter a
-# caller's environment might ask for. --man=no: wgd(8) is not written yet.
+# caller's environment might ask for. --man=no: verify looks for man pages among the installed
+# ones, and a build tree has not installed wgd(8).
 verify() {
         mode=
         if [ "$1" = --user ]; then

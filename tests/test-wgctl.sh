@@ -42,7 +42,7 @@ expect() {
 check() {
     local what=$1
     shift 2
-    if "$@"; then ok "$what"; else not_ok "$what"; fi
+    if "$@" >/dev/null; then ok "$what"; else not_ok "$what"; fi
 }
 
 stderr_has() { grep -q -- "$1" "$dir/err"; }

@@ -20,12 +20,15 @@
 #include "time-util.h"
 #include "wg-private.h"
 
+/* The ways a connection turns out to be dead when wgd is gone or was restarted. */
+#define IN_SET_CONNECTION_LOST(r) ((r) == -EPIPE || (r) == -ECONNRESET || (r) == -ENOTCONN)
+
 static void response_freep(Wg__V1__Response **r) {
         if (*r)
                 wg__v1__response__free_unpacked(*r, NULL);
 }
 
-static int connect_wgd(void) {
+int wg__connect(void) {
         _cleanup_close_ int fd = -EBADF;
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         struct timeval tv = {
@@ -56,13 +59,14 @@ static int connect_wgd(void) {
         return TAKE_FD(fd);
 }
 
-int wg__call_full(Wg__V1__Request *req, Wg__V1__Response **ret, int *ret_fd) {
+int wg__request(int sock, Wg__V1__Request *req, Wg__V1__Response **ret, int *ret_fd) {
         _cleanup_(response_freep) Wg__V1__Response *resp = NULL;
-        _cleanup_close_ int sock = -EBADF, fd = -EBADF;
+        _cleanup_close_ int fd = -EBADF;
         _cleanup_free_ uint8_t *buf = NULL;
         size_t len;
         ssize_t n;
 
+        assert(sock >= 0);
         assert(req);
         assert(ret);
 
@@ -78,10 +82,6 @@ int wg__call_full(Wg__V1__Request *req, Wg__V1__Response **ret, int *ret_fd) {
         if (!buf)
                 return -ENOMEM;
         wg__v1__request__pack(req, buf);
-
-        sock = connect_wgd();
-        if (sock < 0)
-                return sock;
 
         n = seqpacket_send(sock, buf, len, -EBADF, 0);
         if (n < 0)
@@ -113,6 +113,15 @@ int wg__call_full(Wg__V1__Request *req, Wg__V1__Response **ret, int *ret_fd) {
                 *ret_fd = TAKE_FD(fd);
         *ret = TAKE_PTR(resp);
         return 0;
+}
+
+int wg__call_full(Wg__V1__Request *req, Wg__V1__Response **ret, int *ret_fd) {
+        _cleanup_close_ int sock = -EBADF;
+
+        sock = wg__connect();
+        if (sock < 0)
+                return sock;
+        return wg__request(sock, req, ret, ret_fd);
 }
 
 int wg__call(Wg__V1__Request *req, Wg__V1__Response **ret, int *ret_fd) {
@@ -179,5 +188,94 @@ _public_ int wg_unlink(const char *name) {
                 return r;
         if (resp->result_case != WG__V1__RESPONSE__RESULT_DELETED)
                 return -EPROTO;
+        return 0;
+}
+
+int wg__join(const char *name, uint64_t flags, const char *description, wg **ret) {
+        _cleanup_(response_freep) Wg__V1__Response *resp = NULL;
+        _cleanup_close_ int sock = -EBADF, fd = -EBADF;
+        _cleanup_(wg_unrefp) wg *g = NULL;
+        Wg__V1__Request req = WG__V1__REQUEST__INIT;
+        Wg__V1__Join join = WG__V1__JOIN__INIT;
+        int r;
+
+        assert_return(group_name_valid(name), -EINVAL);
+        assert_return(flags == 0, -EINVAL);
+        assert_return(ret, -EINVAL);
+
+        join.name = (char *) name;
+        join.description = (char *) description;
+        req.op_case = WG__V1__REQUEST__OP_JOIN;
+        req.join = &join;
+
+        sock = wg__connect();
+        if (sock < 0)
+                return sock;
+        r = wg__request(sock, &req, &resp, &fd);
+        if (r < 0)
+                return r;
+        if (resp->result_case == WG__V1__RESPONSE__RESULT_ERROR)
+                return -resp->error->errnum;
+        if (resp->result_case != WG__V1__RESPONSE__RESULT_JOINED || !resp->joined || !resp->joined->has_member_id ||
+            fd < 0)
+                return -EPROTO;
+
+        r = wg_from_fd(fd, &g);
+        if (r < 0)
+                return r;
+        g->member_name = strdup(name);
+        if (!g->member_name)
+                return -ENOMEM;
+        g->member_id = resp->joined->member_id;
+        /* The connection is the membership: it lives as long as the handle, or until wg_leave(). */
+        g->member_sock = TAKE_FD(sock);
+
+        *ret = TAKE_PTR(g);
+        return 0;
+}
+
+_public_ int wg_join(const char *name, uint64_t flags, wg **ret) {
+        return wg__join(name, flags, NULL, ret);
+}
+
+_public_ int wg_leave(wg *g, int status) {
+        _cleanup_(response_freep) Wg__V1__Response *resp = NULL;
+        Wg__V1__Request req = WG__V1__REQUEST__INIT;
+        Wg__V1__Leave leave = WG__V1__LEAVE__INIT;
+        int r;
+
+        assert_return(g, -EINVAL);
+        assert_return(g->member_sock >= 0, -ENOTCONN);
+
+        leave.name = g->member_name;
+        leave.has_status = true;
+        leave.status = status;
+        leave.has_member_id = true;
+        leave.member_id = g->member_id;
+        req.op_case = WG__V1__REQUEST__OP_LEAVE;
+        req.leave = &leave;
+
+        r = wg__request(g->member_sock, &req, &resp, NULL);
+        if (IN_SET_CONNECTION_LOST(r)) {
+                /*
+                 * wgd went away since we joined (a restart: it kept the membership, and the pidfd
+                 * that proves it is ours). Say it again on a new connection.
+                 */
+                _cleanup_close_ int sock = wg__connect();
+
+                if (sock < 0)
+                        return sock;
+                response_freep(&resp);
+                resp = NULL;
+                r = wg__request(sock, &req, &resp, NULL);
+        }
+        if (r < 0)
+                return r;
+        if (resp->result_case == WG__V1__RESPONSE__RESULT_ERROR)
+                return -resp->error->errnum;
+        if (resp->result_case != WG__V1__RESPONSE__RESULT_GROUP)
+                return -EPROTO;
+
+        g->member_sock = safe_close(g->member_sock);
         return 0;
 }

@@ -3,6 +3,7 @@
 
 /* libwg's side of wgd's protocol (proto/wg.proto): one request, one response. */
 
+#include "wg.h"
 #include "wg.pb-c.h"
 
 /* How long a client waits for wgd to answer a request that is not a Wait. */
@@ -24,3 +25,10 @@ int wg__call(Wg__V1__Request *req, Wg__V1__Response **ret, int *ret_fd);
  * caller can show its message. Negative returns are failures to get a valid response at all.
  */
 int wg__call_full(Wg__V1__Request *req, Wg__V1__Response **ret, int *ret_fd);
+
+/* The two halves of wg__call_full(), for a connection that outlives one request (a member's). */
+int wg__connect(void);
+int wg__request(int sock, Wg__V1__Request *req, Wg__V1__Response **ret, int *ret_fd);
+
+/* wg_join() with a description of the member for wgd's reports (NULL: wgd reads the process's). */
+int wg__join(const char *name, uint64_t flags, const char *description, wg **ret);

@@ -18,7 +18,7 @@
  *
  *  - A waiter waits for the generation it observed, not for "counter == 0": a group reused at
  *    once (counter zero, then non-zero again before the waiter runs) still releases it. The
- *    generation has 30 bits, so a waiter is confused only if exactly 2^30 generations complete
+ *    generation has 29 bits, so a waiter is confused only if exactly 2^29 generations complete
  *    between two of its reads of the word.
  *
  *  - Nobody waiting means no system call at all: done is one CAS, and FUTEX_WAKE is issued only
@@ -35,6 +35,7 @@
 #define _GNU_SOURCE
 #include <assert.h>
 #include <errno.h>
+#include <limits.h>
 
 #include "futex.h"
 #include "macro.h"
@@ -53,23 +54,35 @@ static inline int state_cas(wg *g, uint64_t *expected, uint64_t desired) {
                 g->state, expected, desired, /* weak= */ 1, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }
 
-/* wg_add() and wg_done() both come here directly: no second trip through the PLT. */
-static inline int counter_add(wg *g, int64_t delta) {
+/*
+ * wg_add() and wg_done() both come here directly: no second trip through the PLT. wgd comes here
+ * too (wg__add()), to add only within the generation a member belongs to (@expect_gen, or
+ * ANY_GENERATION) and to learn the word it changed (@ret_old); with constants for those, the
+ * public calls compile to the plain loop.
+ */
+#define ANY_GENERATION UINT64_MAX
+
+static inline int counter_add(wg *g, int64_t delta, uint64_t expect_gen, uint64_t *ret_old) {
         uint64_t s, next;
 
         s = __atomic_load_n(g->state, __ATOMIC_RELAXED);
         for (;;) {
                 uint64_t count = wg_state_count(s);
 
-                /* One test for both kinds of trouble keeps the fast path a single branch. */
-                if (_unlikely_(s & (WG_STATE_DELETED | WG_STATE_INVALID)))
+                /* One test for every kind of trouble keeps the fast path a single branch. */
+                if (_unlikely_(s & WG_STATE_STOP))
                         return wg_state_check(s);
+                if (expect_gen != ANY_GENERATION && wg_state_generation(s) != expect_gen)
+                        return -ESTALE;
 
                 if (delta >= 0) {
                         if ((uint64_t) delta > WG_STATE_COUNT_MASK - count)
                                 return -EOVERFLOW;
-                        if (delta == 0)
+                        if (delta == 0) {
+                                if (ret_old)
+                                        *ret_old = s;
                                 return 0;
+                        }
                         next = s + (uint64_t) delta;
                 } else {
                         /* -(delta + 1) + 1 is |delta| without overflowing at INT64_MIN. */
@@ -96,19 +109,94 @@ static inline int counter_add(wg *g, int64_t delta) {
         if ((s & WG_STATE_WAITERS) && !(next & WG_STATE_WAITERS))
                 futex_wake_all(wg_state_futex(g->state));
 
+        if (ret_old)
+                *ret_old = s;
         return 0;
 }
 
 _public_ int wg_add(wg *g, int64_t delta) {
         assert_return(g, -EINVAL);
 
-        return counter_add(g, delta);
+        return counter_add(g, delta, ANY_GENERATION, NULL);
 }
 
 _public_ int wg_done(wg *g) {
         assert_return(g, -EINVAL);
 
-        return counter_add(g, -1);
+        return counter_add(g, -1, ANY_GENERATION, NULL);
+}
+
+int wg__add(wg *g, int64_t delta, uint64_t generation, uint64_t *ret_old) {
+        assert(g);
+
+        return counter_add(g, delta, generation, ret_old);
+}
+
+static struct wg_outcome *outcome_slot(wg *g, uint64_t generation) {
+        return (struct wg_outcome *) ((uint8_t *) g->map + WG_OUTCOME_OFFSET) + generation % WG_OUTCOME_SLOTS;
+}
+
+/*
+ * The writer's side: wgd only, one thread, and always before the CAS that could end @generation,
+ * whose release then publishes these stores to every waiter that sees the generation end.
+ */
+void wg__outcome_count(wg *g, uint64_t generation, WgOutcomeKind kind) {
+        struct wg_outcome *o = outcome_slot(g, generation);
+        uint32_t *counter;
+
+        if (__atomic_load_n(&o->generation, __ATOMIC_RELAXED) != (uint32_t) generation) {
+                __atomic_store_n(&o->succeeded, 0, __ATOMIC_RELAXED);
+                __atomic_store_n(&o->failed, 0, __ATOMIC_RELAXED);
+                __atomic_store_n(&o->abandoned, 0, __ATOMIC_RELAXED);
+                __atomic_store_n(&o->generation, (uint32_t) generation, __ATOMIC_RELAXED);
+        }
+        counter = kind == WG_OUTCOME_SUCCEEDED ? &o->succeeded : kind == WG_OUTCOME_FAILED ? &o->failed : &o->abandoned;
+        __atomic_store_n(counter, __atomic_load_n(counter, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+}
+
+int wg__outcome(wg *g, uint64_t generation, struct wg_outcome *ret) {
+        struct wg_outcome *o = outcome_slot(g, generation), copy;
+
+        /* Racy against a wgd that starts reusing the slot, four generations on: check the tag last. */
+        copy.succeeded = __atomic_load_n(&o->succeeded, __ATOMIC_ACQUIRE);
+        copy.failed = __atomic_load_n(&o->failed, __ATOMIC_ACQUIRE);
+        copy.abandoned = __atomic_load_n(&o->abandoned, __ATOMIC_ACQUIRE);
+        copy.generation = __atomic_load_n(&o->generation, __ATOMIC_ACQUIRE);
+        if (copy.generation != (uint32_t) generation)
+                return -ENODATA;
+        *ret = copy;
+        return 0;
+}
+
+/* What wg_wait() returns for a generation that ended: how many of its members did not succeed. */
+static int failures_of(wg *g, uint64_t generation) {
+        struct wg_outcome o;
+        uint64_t n;
+
+        if (wg__outcome(g, generation, &o) < 0)
+                return 0;
+        n = (uint64_t) o.failed + o.abandoned;
+        return n > INT_MAX ? INT_MAX : (int) n;
+}
+
+_public_ int wg_get_outcome(wg *g, uint64_t generation, uint64_t *ret_succeeded, uint64_t *ret_failed,
+                            uint64_t *ret_abandoned) {
+        struct wg_outcome o;
+        int r;
+
+        assert_return(g, -EINVAL);
+        assert_return(generation <= WG_STATE_GEN_MASK, -EINVAL);
+
+        r = wg__outcome(g, generation, &o);
+        if (r < 0)
+                return r;
+        if (ret_succeeded)
+                *ret_succeeded = o.succeeded;
+        if (ret_failed)
+                *ret_failed = o.failed;
+        if (ret_abandoned)
+                *ret_abandoned = o.abandoned;
+        return 0;
 }
 
 int wg__wait_generation(wg *g, uint64_t gen, uint64_t deadline) {
@@ -179,7 +267,7 @@ int wg__wait_generation(wg *g, uint64_t gen, uint64_t deadline) {
 }
 
 _public_ int wg_wait(wg *g, uint64_t timeout_usec) {
-        uint64_t s;
+        uint64_t s, gen;
         int r;
 
         assert_return(g, -EINVAL);
@@ -188,30 +276,61 @@ _public_ int wg_wait(wg *g, uint64_t timeout_usec) {
         r = wg_state_check(s);
         if (r < 0)
                 return r;
+        gen = wg_state_generation(s);
         if (wg_state_count(s) == 0)
-                return 0;
+                /* Nothing outstanding: the generation that counts is the one that ended last. */
+                return failures_of(g, (gen - 1) & WG_STATE_GEN_MASK);
         if (timeout_usec == 0)
                 return -ETIMEDOUT;
 
         /* One absolute deadline for the whole wait, however often it wakes. */
-        return wg__wait_generation(g, wg_state_generation(s),
-                                   timeout_usec == WG_USEC_INFINITY ? UINT64_MAX : deadline_after(timeout_usec));
+        r = wg__wait_generation(g, gen, timeout_usec == WG_USEC_INFINITY ? UINT64_MAX : deadline_after(timeout_usec));
+        if (r < 0)
+                return r;
+        return failures_of(g, gen);
 }
 
 uint64_t wg__state(wg *g) {
         return state_load(g);
 }
 
-void wg__mark_deleted(wg *g) {
-        uint64_t s;
+/* Set @bits and wake everybody, who will find them: for DELETED (final) and BROKEN. */
+static void mark(wg *g, uint64_t bits) {
+        uint64_t s = __atomic_load_n(g->state, __ATOMIC_RELAXED);
 
-        assert(g);
-
-        /* Final: nothing clears DELETED. Clearing WAITERS too keeps the word consistent. */
-        s = __atomic_load_n(g->state, __ATOMIC_RELAXED);
-        while (!state_cas(g, &s, (s | WG_STATE_DELETED) & ~WG_STATE_WAITERS))
+        /* Clearing WAITERS too keeps the word consistent: everybody registered is woken now. */
+        while (!state_cas(g, &s, (s | bits) & ~WG_STATE_WAITERS))
                 ;
         futex_wake_all(wg_state_futex(g->state));
+}
+
+void wg__mark_deleted(wg *g) {
+        assert(g);
+        mark(g, WG_STATE_DELETED);
+}
+
+void wg__mark_broken(wg *g) {
+        assert(g);
+        mark(g, WG_STATE_BROKEN);
+}
+
+int wg__reset(wg *g, uint64_t *ret_old) {
+        uint64_t s = __atomic_load_n(g->state, __ATOMIC_RELAXED), next;
+
+        do {
+                if (s & WG_STATE_DELETED)
+                        return -EIDRM;
+                if (!wg_state_valid(s))
+                        return -EUCLEAN;
+                /* Counter to zero and the generation on, as a completion does; whole again. */
+                next = (s & ~(WG_STATE_COUNT_MASK | WG_STATE_WAITERS | WG_STATE_BROKEN)) + WG_STATE_GEN_ONE;
+        } while (!state_cas(g, &s, next));
+
+        if (s & WG_STATE_WAITERS)
+                futex_wake_all(wg_state_futex(g->state));
+        if (ret_old)
+                *ret_old = s;
+        return 0;
 }
 
 _public_ int wg_get_count(wg *g, uint64_t *ret) {

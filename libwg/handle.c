@@ -19,6 +19,9 @@ static wg *wg_free(wg *g) {
         if (g->map)
                 (void) munmap(g->map, WG_SEGMENT_SIZE);
         safe_close(g->fd);
+        /* A member that never left: closing the connection tells wgd it is gone (abandoned). */
+        safe_close(g->member_sock);
+        free(g->member_name);
         free(g);
         return NULL;
 }
@@ -39,6 +42,7 @@ static int wg_attach(int fd, wg **ret) {
         *g = (wg) {
                 .n_ref = 1,
                 .fd = TAKE_FD(owned),
+                .member_sock = -EBADF,
         };
 
         r = wg__segment_map(g->fd, &g->map);

@@ -6,9 +6,10 @@
  * contract between every version of libwg (and wgd) on a machine, so it is fixed here, field by
  * field, and checked at compile time. Native byte order: a segment never leaves its machine.
  *
- *   offset  0  struct wg_header   read-mostly, validated on every attach
- *   offset 64  state word         the only hot word, alone on its cache line
- *   offset 128 ...                zero in version 1.0; room for statistics and member records
+ *   offset   0  struct wg_header    read-mostly, validated on every attach
+ *   offset  64  state word          the only hot word, alone on its cache line
+ *   offset 128  struct wg_outcome[4] how members of recent generations ended; written by wgd only
+ *   offset 192  ...                 zero in version 1.0; room for more
  */
 
 #include <assert.h>
@@ -52,7 +53,9 @@ static_assert(WG_STATE_OFFSET >= sizeof(struct wg_header), "state after header")
  *   bit   31     zero (a set bit means corruption: the counter never gets there)
  *   bit   32     WAITERS: somebody may sleep in the current generation
  *   bit   33     DELETED: wgd deleted the group; final, every operation fails with EIDRM
- *   bits 34..63  generation, +1 at each return of the counter to zero, wrapping at 2^30
+ *   bit   34     BROKEN: a member died and the group's policy is to break: every operation fails
+ *                with EOWNERDEAD until wgd resets the group
+ *   bits 35..63  generation, +1 at each return of the counter to zero, wrapping at 2^29
  *
  * Futex words are 32 bits, so waiters sleep on the upper half (generation and WAITERS): the CAS
  * that brings the counter to zero changes that half, which is what makes sleeping on it safe.
@@ -61,9 +64,10 @@ static_assert(WG_STATE_OFFSET >= sizeof(struct wg_header), "state after header")
 #define WG_STATE_COUNT_BAD UINT64_C(0x80000000)
 #define WG_STATE_WAITERS (UINT64_C(1) << 32)
 #define WG_STATE_DELETED (UINT64_C(1) << 33)
-#define WG_STATE_GEN_SHIFT 34
+#define WG_STATE_BROKEN (UINT64_C(1) << 34)
+#define WG_STATE_GEN_SHIFT 35
 #define WG_STATE_GEN_ONE (UINT64_C(1) << WG_STATE_GEN_SHIFT)
-#define WG_STATE_GEN_MASK (UINT64_C(0x3fffffff))
+#define WG_STATE_GEN_MASK (UINT64_C(0x1fffffff))
 #define WG_STATE_INVALID WG_STATE_COUNT_BAD
 
 static inline uint64_t wg_state_count(uint64_t s) {
@@ -78,14 +82,38 @@ static inline int wg_state_valid(uint64_t s) {
         return (s & WG_STATE_INVALID) == 0;
 }
 
+/* The bits that stop every operation; testing them together keeps the fast path one branch. */
+#define WG_STATE_STOP (WG_STATE_DELETED | WG_STATE_BROKEN | WG_STATE_INVALID)
+
 /* 0 if the state word may be used, else the error every operation reports. */
 static inline int wg_state_check(uint64_t s) {
         if (s & WG_STATE_DELETED)
                 return -EIDRM;
+        if (s & WG_STATE_BROKEN)
+                return -EOWNERDEAD;
         if (!wg_state_valid(s))
                 return -EUCLEAN;
         return 0;
 }
+
+/*
+ * How the members of one generation ended, kept in slot generation % WG_OUTCOME_SLOTS. Only wgd
+ * writes it, before the CAS that ends the generation, so a waiter that has seen the generation
+ * end (an acquire load of the state word) reads the final counts. A slot whose generation is not
+ * the one asked about holds nothing for it: no member ended in it, or it is too long ago.
+ */
+struct wg_outcome {
+        uint32_t generation;
+        uint32_t succeeded;
+        uint32_t failed;
+        uint32_t abandoned;
+};
+
+#define WG_OUTCOME_OFFSET 128u
+#define WG_OUTCOME_SLOTS 4u
+
+static_assert(sizeof(struct wg_outcome) == 16, "outcome slot layout");
+static_assert(WG_OUTCOME_OFFSET >= WG_STATE_OFFSET + 64, "outcomes off the state word's cache line");
 
 /* The futex word: the upper 32 bits of the state word, wherever they sit in memory. */
 static inline uint32_t *wg_state_futex(uint64_t *state) {

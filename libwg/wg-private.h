@@ -12,7 +12,38 @@ struct wg {
         int fd;          /* the segment's memfd, close-on-exec */
         void *map;       /* WG_SEGMENT_SIZE bytes, MAP_SHARED */
         uint64_t *state; /* the state word inside map */
+
+        /* A member's handle (wg_join()): the connection that holds the membership. */
+        int member_sock;
+        uint64_t member_id;
+        char *member_name;
 };
+
+struct wg_outcome;
+
+typedef enum WgOutcomeKind {
+        WG_OUTCOME_SUCCEEDED,
+        WG_OUTCOME_FAILED,
+        WG_OUTCOME_ABANDONED,
+} WgOutcomeKind;
+
+/*
+ * wg_add() for wgd: only while the generation is @generation (ANY: UINT64_MAX; else -ESTALE),
+ * and *ret_old (if not NULL) is the state word it changed.
+ */
+int wg__add(wg *g, int64_t delta, uint64_t generation, uint64_t *ret_old);
+
+/* wgd: count one member's end in @generation's outcome slot, before its done. */
+void wg__outcome_count(wg *g, uint64_t generation, WgOutcomeKind kind);
+
+/* Read @generation's outcome slot; -ENODATA if it holds another generation. */
+int wg__outcome(wg *g, uint64_t generation, struct wg_outcome *ret);
+
+/* wgd's policy for abandoned members: break the group; every operation fails until a reset. */
+void wg__mark_broken(wg *g);
+
+/* wgd's Reset: counter to zero, next generation, BROKEN cleared. *ret_old: the word before. */
+int wg__reset(wg *g, uint64_t *ret_old);
 
 /*
  * Mark the group deleted (wgd's Delete): every operation on the segment fails with -EIDRM from

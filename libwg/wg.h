@@ -102,6 +102,42 @@ int wg_from_fd(int fd, wg **ret);
 int wg_open(const char *name, uint64_t flags, wg **ret);
 
 /**
+ * wg_join() - Join a named group as a member, through wgd.
+ * @name: the group's name.
+ * @flags: 0 (reserved).
+ * @ret: where to store the new handle: the group's segment, as from wg_open(), and the
+ *       membership.
+ *
+ * Adds one to the counter, like wg_add(g, 1), but the matching done is wgd's to do: when the
+ * member leaves (wg_leave(), with a status), or, if it dies first, on its behalf, counted as
+ * abandoned, so that a crashed worker never hangs its group. The membership is held by this
+ * process and by a connection to wgd that the handle keeps: dropping the last reference without
+ * wg_leave() abandons it. It belongs to the process that joined; a child after fork() must not
+ * leave for it.
+ *
+ * Return: 0 on success; -EINVAL if @name is not a valid name, @flags is not 0 or @ret is NULL;
+ * -ENOENT if there is no such group; -EACCES if its mode does not allow this process to write
+ * it; -EOWNERDEAD if it is broken; -EDQUOT if the caller has as many memberships as wgd allows;
+ * the connection errors of wg_open(); or any error of wg_from_fd().
+ */
+int wg_join(const char *name, uint64_t flags, wg **ret);
+
+/**
+ * wg_leave() - Leave a group joined with wg_join(): the member's done, with its status.
+ * @g: a member's handle.
+ * @status: 0 if the member's work succeeded; anything else says it failed (by convention an exit
+ *          status, or 128 + a signal number). Waiters learn of failures (see wg_wait()).
+ *
+ * The handle stays usable as a plain handle on the segment. If wgd was restarted since the join,
+ * the leave goes over a new connection, and wgd knows the member again by its process.
+ *
+ * Return: 0 on success; -EINVAL if @g is NULL; -ENOTCONN if @g is not a member's handle (or left
+ * already); -EOWNERDEAD if the group is broken; -EIDRM if it was deleted; the connection errors
+ * of wg_open().
+ */
+int wg_leave(wg *g, int status);
+
+/**
  * wg_unlink() - Delete a named group through wgd.
  * @name: the group's name.
  *
@@ -155,7 +191,7 @@ wg *wg_unref(wg *g);
  *
  * Return: 0 on success; -EINVAL if @g is NULL; -ERANGE if the counter would drop below zero;
  * -EOVERFLOW if it would exceed WG_COUNT_MAX; -EIDRM if the group was deleted (a named group,
- * by wgd); -EUCLEAN if the state word in the segment is corrupt.
+ * by wgd); -EOWNERDEAD if it is broken; -EUCLEAN if the state word in the segment is corrupt.
  */
 int wg_add(wg *g, int64_t delta);
 
@@ -164,7 +200,8 @@ int wg_add(wg *g, int64_t delta);
  * @g: the group.
  *
  * Return: 0 on success; -EINVAL if @g is NULL; -ERANGE if the counter is already zero;
- * -EIDRM if the group was deleted; -EUCLEAN if the state word in the segment is corrupt.
+ * -EIDRM if the group was deleted; -EOWNERDEAD if it is broken; -EUCLEAN if the state word in
+ * the segment is corrupt.
  */
 int wg_done(wg *g);
 
@@ -179,10 +216,17 @@ int wg_done(wg *g);
  * end: it returns 0 even if, by the time it runs again, the group was reused and its counter is
  * non-zero again. Spurious wakeups never surface.
  *
- * Return: 0 once the counter was zero; -EINVAL if @g is NULL; -ETIMEDOUT if @timeout_usec passed
- * first; -EINTR if a signal handler ran in this thread while it slept (with or without
- * SA_RESTART; the caller decides whether to wait again); -EIDRM if the group was deleted,
- * before or during the wait; -EUCLEAN if the state word in the segment is corrupt.
+ * Members (wg_join()) that fail or die make their generation end with failures: the return
+ * value counts them, so that 0 means "done, and nobody failed". When the counter is zero at
+ * once, the generation that counts is the one that ended last.
+ *
+ * Return: 0 once the counter was zero and no member of the generation that ended failed; a
+ * positive number, how many of its members failed or were abandoned (wg_get_outcome() tells
+ * which); -EINVAL if @g is NULL; -ETIMEDOUT if @timeout_usec passed first; -EINTR if a signal
+ * handler ran in this thread while it slept (with or without SA_RESTART; the caller decides
+ * whether to wait again); -EIDRM if the group was deleted, before or during the wait;
+ * -EOWNERDEAD if it is broken (a member died, and its policy is to break); -EUCLEAN if the
+ * state word in the segment is corrupt.
  */
 int wg_wait(wg *g, uint64_t timeout_usec);
 
@@ -192,19 +236,36 @@ int wg_wait(wg *g, uint64_t timeout_usec);
  * @ret: where to store the counter, 0 to WG_COUNT_MAX.
  *
  * Return: 0 on success; -EINVAL if @g or @ret is NULL; -EIDRM if the group was deleted;
- * -EUCLEAN if the state word in the segment is corrupt.
+ * -EOWNERDEAD if it is broken; -EUCLEAN if the state word in the segment is corrupt.
  */
 int wg_get_count(wg *g, uint64_t *ret);
 
 /**
  * wg_get_generation() - Read how many times the counter went back to zero.
  * @g: the group.
- * @ret: where to store the generation. It counts modulo 2^30 and wraps.
+ * @ret: where to store the generation. It counts modulo 2^29 and wraps.
  *
  * Return: 0 on success; -EINVAL if @g or @ret is NULL; -EIDRM if the group was deleted;
- * -EUCLEAN if the state word in the segment is corrupt.
+ * -EOWNERDEAD if it is broken; -EUCLEAN if the state word in the segment is corrupt.
  */
 int wg_get_generation(wg *g, uint64_t *ret);
+
+/**
+ * wg_get_outcome() - How the members of a completed generation ended.
+ * @g: the group.
+ * @generation: the generation (see wg_get_generation(): the last completed one is one less).
+ * @ret_succeeded: where to store how many left with status 0, or NULL.
+ * @ret_failed: where to store how many left with another status, or NULL.
+ * @ret_abandoned: where to store how many died without leaving, or NULL.
+ *
+ * wgd records this in the segment for the last four generations; anonymous groups have no
+ * members and never have an outcome.
+ *
+ * Return: 0 on success; -EINVAL if @g is NULL or @generation is not one; -ENODATA if no member
+ * ended in that generation, or it is more than four generations ago.
+ */
+int wg_get_outcome(wg *g, uint64_t generation, uint64_t *ret_succeeded, uint64_t *ret_failed,
+                   uint64_t *ret_abandoned);
 
 #if defined(__GNUC__)
 /* For __attribute__((cleanup(wg_unrefp))). */

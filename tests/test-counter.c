@@ -228,7 +228,7 @@ static void test_thread_waiters(void **state) {
         wg_unref(g);
 }
 
-/* The generation wraps at 2^30; a waiter in the last generation before the wrap is released. */
+/* The generation wraps at 2^29; a waiter in the last generation before the wrap is released. */
 static void test_generation_wrap(void **state) {
         struct waiter w = {};
         pthread_t t;
@@ -279,6 +279,84 @@ static void test_deleted(void **state) {
         assert_int_equal(wg_from_fd(wg_fd(g), &other), 0);
         assert_int_equal(wg_done(other), -EIDRM);
         wg_unref(other);
+        wg_unref(g);
+}
+
+/* wgd's policy for a member that died: broken until reset; every operation says EOWNERDEAD. */
+static void test_broken(void **state) {
+        struct waiter w = {};
+        uint64_t v = 42, old;
+        pthread_t t;
+        wg *g, *other;
+
+        assert_int_equal(wg_new(&g), 0);
+        assert_int_equal(wg_from_fd(wg_fd(g), &other), 0);
+        assert_int_equal(wg_add(g, 3), 0);
+        w = (struct waiter) { .g = other, .timeout_usec = WG_USEC_INFINITY };
+        start_waiter(&t, &w);
+
+        wg__mark_broken(g);
+        assert_int_equal(pthread_join(t, NULL), 0);
+        assert_int_equal(w.result, -EOWNERDEAD);
+        assert_int_equal(wg_add(other, 1), -EOWNERDEAD);
+        assert_int_equal(wg_done(other), -EOWNERDEAD);
+        assert_int_equal(wg_wait(other, 0), -EOWNERDEAD);
+        assert_int_equal(wg_get_count(other, &v), -EOWNERDEAD);
+        assert_int_equal(v, 42);
+
+        /* A reset ends the generation and makes the group whole: counter 0, generation on. */
+        assert_int_equal(wg__reset(g, &old), 0);
+        assert_true(old & WG_STATE_BROKEN);
+        assert_int_equal(count_of(other), 0);
+        assert_int_equal(generation_of(other), 1);
+        assert_int_equal(wg_add(other, 1), 0);
+        assert_int_equal(wg_done(other), 0);
+
+        wg_unref(other);
+        wg_unref(g);
+}
+
+/* The outcome slots wgd fills in: wg_wait counts the failures of the generation it saw end. */
+static void test_outcome(void **state) {
+        uint64_t succeeded, failed, abandoned;
+        wg *g;
+
+        assert_int_equal(wg_new(&g), 0);
+        assert_int_equal(wg_get_outcome(g, 0, &succeeded, &failed, &abandoned), 0); /* zero slot */
+        assert_int_equal(failed + abandoned, 0);
+
+        /* Generation 0: three members, one of which fails, one abandoned. */
+        assert_int_equal(wg_add(g, 3), 0);
+        wg__outcome_count(g, 0, WG_OUTCOME_SUCCEEDED);
+        assert_int_equal(wg_done(g), 0);
+        wg__outcome_count(g, 0, WG_OUTCOME_FAILED);
+        assert_int_equal(wg_done(g), 0);
+        wg__outcome_count(g, 0, WG_OUTCOME_ABANDONED);
+        assert_int_equal(wg_done(g), 0);
+
+        /* Waiting after the fact reports the generation that ended last. */
+        assert_int_equal(wg_wait(g, 0), 2);
+        assert_int_equal(wg_get_outcome(g, 0, &succeeded, &failed, &abandoned), 0);
+        assert_int_equal(succeeded, 1);
+        assert_int_equal(failed, 1);
+        assert_int_equal(abandoned, 1);
+
+        /* A generation with no members is clean, and has no outcome of its own. */
+        assert_int_equal(wg_add(g, 1), 0);
+        assert_int_equal(wg_done(g), 0);
+        assert_int_equal(wg_wait(g, WG_USEC_INFINITY), 0);
+        assert_int_equal(wg_get_outcome(g, 1, NULL, NULL, NULL), -ENODATA);
+
+        /* Four generations on, slot 0 belongs to generation 4. */
+        for (unsigned i = 0; i < 3; i++) {
+                assert_int_equal(wg_add(g, 1), 0);
+                assert_int_equal(wg_done(g), 0);
+        }
+        wg__outcome_count(g, 4, WG_OUTCOME_SUCCEEDED);
+        assert_int_equal(wg_get_outcome(g, 0, NULL, NULL, NULL), -ENODATA);
+        assert_int_equal(wg_get_outcome(g, 4, &succeeded, &failed, &abandoned), 0);
+        assert_int_equal(succeeded + failed + abandoned, 1);
+        assert_int_equal(wg_get_outcome(g, UINT64_C(1) << 29, NULL, NULL, NULL), -EINVAL);
         wg_unref(g);
 }
 
@@ -366,6 +444,8 @@ int main(void) {
                 fd_checked_test(test_thread_waiters),
                 fd_checked_test(test_generation_wrap),
                 fd_checked_test(test_deleted),
+                fd_checked_test(test_broken),
+                fd_checked_test(test_outcome),
                 fd_checked_test(test_eintr),
                 fd_checked_test(test_race_threads),
         };

@@ -267,8 +267,8 @@ static void test_corrupt_state_word(void **state) {
         static const uint64_t corrupt[] = {
                 UINT64_C(0x80000000),             /* counter bit 31 */
                 UINT64_C(0xffffffff),             /* counter all ones */
-                UINT64_C(0xfffffffdffffffff),     /* everything but DELETED */
-                (UINT64_C(5) << 34) | 0x80000003, /* plausible generation, bad counter */
+                UINT64_C(0xfffffff9ffffffff),     /* everything but DELETED and BROKEN */
+                (UINT64_C(5) << 35) | 0x80000003, /* plausible generation, bad counter */
         };
         wg *g;
 

@@ -122,6 +122,20 @@ Client *client_free(Client *c) {
 
         LIST_FOREACH(by_client, w, c->waits)
                 wait_free(w);
+        /*
+         * The connection that held a membership is gone, without a Leave: the member died (or
+         * let go of it), so it is abandoned. Unless wgd itself is stopping: then the member
+         * lives on in the fdstore, for the next wgd.
+         */
+        LIST_FOREACH(by_client, m, c->members) {
+                if (s->stopping) {
+                        LIST_REMOVE(by_client, c->members, m);
+                        m->client = NULL;
+                } else {
+                        log_info("Member %d of %s went away without leaving.", (int) m->pid, m->group->name);
+                        member_end(m, WG__V1__MEMBER_STATE__MEMBER_STATE_ABANDONED, 0);
+                }
+        }
         while (c->out_head)
                 out_pop(c);
 

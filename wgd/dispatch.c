@@ -8,6 +8,7 @@
 
 #define _GNU_SOURCE
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -40,6 +41,94 @@ static void reply_group(Client *c, uint64_t id, Group *g, int fd) {
         resp.result_case = WG__V1__RESPONSE__RESULT_GROUP;
         resp.group = &info;
         client_reply(c, &resp, fd);
+}
+
+/* Room for one GroupInfo with its members, kept well under the record cap. */
+#define INFO_MEMBERS_MAX 128
+
+typedef struct FullInfo {
+        Wg__V1__GroupInfo info;
+        Wg__V1__Outcome outcome;
+        Wg__V1__Member members[INFO_MEMBERS_MAX];
+        Wg__V1__Member *pointers[INFO_MEMBERS_MAX];
+} FullInfo;
+
+static void full_info_add(FullInfo *f, const Member *m, const MemberRecord *r) {
+        Wg__V1__Member *info;
+
+        if (f->info.n_members >= INFO_MEMBERS_MAX) {
+                f->info.has_members_omitted = true;
+                f->info.members_omitted++;
+                return;
+        }
+        info = &f->members[f->info.n_members];
+        wg__v1__member__init(info);
+        if (m)
+                member_info(m, info);
+        else
+                member_record_info(r, info);
+        f->pointers[f->info.n_members++] = info;
+}
+
+/*
+ * A group with its members: those of the current generation, and the failed or abandoned ones
+ * of @outcome_generation, whose counts come from the segment, as every waiter sees them.
+ */
+static void full_info(Group *g, uint64_t outcome_generation, FullInfo *f) {
+        uint64_t current = wg_state_generation(wg__state(g->handle));
+        struct wg_outcome o;
+        unsigned first;
+
+        wg__v1__group_info__init(&f->info);
+        group_info(g, &f->info);
+        f->info.members = f->pointers;
+
+        LIST_FOREACH(by_group, m, g->members)
+                if (m->generation == current)
+                        full_info_add(f, m, NULL);
+        first = g->n_records > GROUP_RECORDS ? g->n_records - GROUP_RECORDS : 0;
+        for (unsigned i = first; i < g->n_records; i++) {
+                const MemberRecord *r = &g->records[i % GROUP_RECORDS];
+
+                if (r->generation == current ||
+                    (r->generation == outcome_generation && r->state != WG__V1__MEMBER_STATE__MEMBER_STATE_SUCCEEDED))
+                        full_info_add(f, NULL, r);
+        }
+
+        if (outcome_generation <= WG_STATE_GEN_MASK && wg__outcome(g->handle, outcome_generation, &o) >= 0) {
+                wg__v1__outcome__init(&f->outcome);
+                f->outcome.has_generation = true;
+                f->outcome.generation = outcome_generation;
+                f->outcome.has_succeeded = f->outcome.has_failed = f->outcome.has_abandoned = true;
+                f->outcome.succeeded = o.succeeded;
+                f->outcome.failed = o.failed;
+                f->outcome.abandoned = o.abandoned;
+                f->info.outcome = &f->outcome;
+        }
+}
+
+static void reply_group_full(Client *c, uint64_t id, Group *g, uint64_t outcome_generation) {
+        Wg__V1__Response resp = WG__V1__RESPONSE__INIT;
+        FullInfo *f = malloc(sizeof(*f));
+
+        if (!f) {
+                client_reply_error(c, id, -ENOMEM, "Out of memory.");
+                return;
+        }
+        full_info(g, outcome_generation, f);
+        resp.has_id = true;
+        resp.id = id;
+        resp.result_case = WG__V1__RESPONSE__RESULT_GROUP;
+        resp.group = &f->info;
+        client_reply(c, &resp, -EBADF);
+        free(f);
+}
+
+/* The generation that ended last (for a group at its very first, a number no slot holds). */
+static uint64_t last_completed(Group *g) {
+        uint64_t gen = wg_state_generation(wg__state(g->handle));
+
+        return gen > 0 ? gen - 1 : UINT64_MAX;
 }
 
 static uint64_t now_realtime_usec(void) {
@@ -82,7 +171,7 @@ static Group *find_or_reply(Client *c, uint64_t id, const char *name, uint32_t a
 
 /* Create with the checks shared by Create and Open. Answers errors itself; NULL then. */
 static Group *create_group(Client *c, uint64_t id, const char *name, bool has_mode, uint32_t mode, bool has_gid,
-                           uint32_t gid, uint64_t count) {
+                           uint32_t gid, uint64_t count, bool has_policy, Wg__V1__AbandonPolicy policy) {
         Server *s = c->server;
         Group *g;
         int r;
@@ -101,6 +190,13 @@ static Group *create_group(Client *c, uint64_t id, const char *name, bool has_mo
                 client_reply_error(c, id, -EPERM, "Not a member of group %u.", gid);
                 return NULL;
         }
+        if (!has_policy || policy == WG__V1__ABANDON_POLICY__ABANDON_POLICY_UNSPECIFIED)
+                policy = WG__V1__ABANDON_POLICY__ABANDON_POLICY_COUNT_AS_DONE;
+        else if (policy != WG__V1__ABANDON_POLICY__ABANDON_POLICY_COUNT_AS_DONE &&
+                 policy != WG__V1__ABANDON_POLICY__ABANDON_POLICY_BREAK) {
+                client_reply_error(c, id, -EINVAL, "Unknown abandon policy %d.", (int) policy);
+                return NULL;
+        }
         if (count > WG_STATE_COUNT_MASK) {
                 client_reply_error(c, id, -EOVERFLOW, "Count %llu is above the maximum, %llu.",
                                    (unsigned long long) count, (unsigned long long) WG_STATE_COUNT_MASK);
@@ -116,7 +212,7 @@ static Group *create_group(Client *c, uint64_t id, const char *name, bool has_mo
                 return NULL;
         }
 
-        r = group_new(s, name, c->peer.uid, (gid_t) gid, mode, now_realtime_usec(), -EBADF, &g);
+        r = group_new(s, name, c->peer.uid, (gid_t) gid, mode, policy, now_realtime_usec(), -EBADF, &g);
         if (r < 0) {
                 log_warning_errno(r, "Failed to create group %s: %m", name);
                 client_reply_error(c, id, r, "Could not create the group: %s.", strerror(-r));
@@ -152,7 +248,8 @@ static void op_create(Client *c, uint64_t id, const Wg__V1__Create *m) {
                 return;
         }
 
-        g = create_group(c, id, m->name, m->has_mode, m->mode, m->has_gid, m->gid, m->has_count ? m->count : 0);
+        g = create_group(c, id, m->name, m->has_mode, m->mode, m->has_gid, m->gid, m->has_count ? m->count : 0,
+                         m->has_on_abandon, m->on_abandon);
         if (g)
                 reply_group(c, id, g, -EBADF);
 }
@@ -176,7 +273,8 @@ static void op_open(Client *c, uint64_t id, const Wg__V1__Open *m) {
                 return;
         }
         if (!g && create)
-                g = create_group(c, id, m->name, m->has_mode, m->mode, m->has_gid, m->gid, 0);
+                g = create_group(c, id, m->name, m->has_mode, m->mode, m->has_gid, m->gid, 0, m->has_on_abandon,
+                                 m->on_abandon);
         else
                 g = find_or_reply(c, id, m->name, ACCESS_WRITE);
         if (!g)
@@ -305,7 +403,7 @@ static void op_stat(Client *c, uint64_t id, const Wg__V1__Stat *m) {
         Group *g = find_or_reply(c, id, m->name, ACCESS_READ);
 
         if (g)
-                reply_group(c, id, g, -EBADF);
+                reply_group_full(c, id, g, m->has_generation ? m->generation : last_completed(g));
 }
 
 static void op_add(Client *c, uint64_t id, const char *name, int64_t delta) {
@@ -348,7 +446,7 @@ void wait_free(Wait *w) {
 
 void wait_complete(Wait *w, int error) {
         if (error == 0)
-                reply_group(w->client, w->id, w->group, -EBADF);
+                reply_group_full(w->client, w->id, w->group, w->generation);
         else if (error == -ETIMEDOUT)
                 client_reply_error(w->client, w->id, error, "Timed out waiting for '%s'.", w->group->name);
         else if (error == -EIDRM)
@@ -384,8 +482,12 @@ static void op_wait(Client *c, uint64_t id, const Wg__V1__Wait *m) {
                 client_reply_error(c, id, r, "Group '%s': %s.", g->name, strerror(-r));
                 return;
         }
-        if (wg_state_count(st) == 0 || (m->has_generation && m->generation != wg_state_generation(st))) {
-                reply_group(c, id, g, -EBADF);
+        if (wg_state_count(st) == 0) {
+                reply_group_full(c, id, g, last_completed(g));
+                return;
+        }
+        if (m->has_generation && m->generation != wg_state_generation(st)) {
+                reply_group_full(c, id, g, m->generation);
                 return;
         }
         if (timeout == 0) {
@@ -428,6 +530,101 @@ static void op_wait(Client *c, uint64_t id, const Wg__V1__Wait *m) {
 
         /* Registers with the segment, and answers at once if the generation ended meanwhile. */
         (void) server_rearm_watch(c->server);
+}
+
+static void op_join(Client *c, uint64_t id, const Wg__V1__Join *m) {
+        Wg__V1__Response resp = WG__V1__RESPONSE__INIT;
+        Wg__V1__Joined joined = WG__V1__JOINED__INIT;
+        Wg__V1__GroupInfo info = WG__V1__GROUP_INFO__INIT;
+        Member *member;
+        Group *g;
+        int r;
+
+        g = find_or_reply(c, id, m->name, ACCESS_WRITE);
+        if (!g)
+                return;
+
+        r = member_join(c, g, m->description, &member);
+        if (r == -EDQUOT) {
+                client_reply_error(c, id, r, "Uid %u has %u memberships, the most allowed.", (unsigned) c->peer.uid,
+                                   c->account->n_members);
+                return;
+        }
+        if (r < 0) {
+                client_reply_error(c, id, r, "Cannot join '%s': %s.", g->name,
+                                   r == -EOWNERDEAD ? "the group is broken; reset it first" : strerror(-r));
+                return;
+        }
+        log_debug("Member %d joined %s in generation %" PRIu64 ".", (int) member->pid, g->name, member->generation);
+
+        group_info(g, &info);
+        joined.has_member_id = true;
+        joined.member_id = member->id;
+        joined.group = &info;
+        resp.has_id = true;
+        resp.id = id;
+        resp.result_case = WG__V1__RESPONSE__RESULT_JOINED;
+        resp.joined = &joined;
+        client_reply(c, &resp, wg_fd(g->handle));
+}
+
+/* A member may leave on the connection that joined, or, after a restart, as the same process. */
+static Member *find_member(Client *c, Group *g, bool has_id, uint64_t member_id) {
+        Member *m;
+
+        LIST_FOREACH(by_client, i, c->members)
+                if (i->group == g && (!has_id || i->id == member_id))
+                        return i;
+
+        if (!has_id)
+                return NULL;
+        m = member_find(g, member_id);
+        /*
+         * The pid from SO_PEERCRED is the caller's; the member's pidfd proves that process is
+         * still the one that joined (it would poll readable had it died, its pid free for reuse).
+         */
+        if (!m || m->pid != c->peer.pid || c->peer.pid <= 0)
+                return NULL;
+        return m;
+}
+
+static void op_leave(Client *c, uint64_t id, const Wg__V1__Leave *m) {
+        Wg__V1__MemberState state;
+        Member *member;
+        Group *g;
+
+        g = find_or_reply(c, id, m->name, ACCESS_READ);
+        if (!g)
+                return;
+        member = find_member(c, g, m->has_member_id, m->member_id);
+        if (!member) {
+                client_reply_error(c, id, -ENOTCONN, "Not a member of '%s'.", g->name);
+                return;
+        }
+
+        state = !m->has_status || m->status == 0 ? WG__V1__MEMBER_STATE__MEMBER_STATE_SUCCEEDED :
+                                                   WG__V1__MEMBER_STATE__MEMBER_STATE_FAILED;
+        log_debug("Member %d left %s with status %d.", (int) member->pid, g->name, m->has_status ? m->status : 0);
+        member_end(member, state, m->has_status ? m->status : 0);
+        reply_group(c, id, g, -EBADF);
+}
+
+static void op_reset(Client *c, uint64_t id, const Wg__V1__Reset *m) {
+        Group *g = find_or_reply(c, id, m->name, ACCESS_WRITE);
+        uint64_t old;
+        int r;
+
+        if (!g)
+                return;
+        r = wg__reset(g->handle, &old);
+        if (r < 0) {
+                client_reply_error(c, id, r, "Cannot reset '%s': %s.", g->name, strerror(-r));
+                return;
+        }
+        log_info("Reset group %s%s.", g->name, old & WG_STATE_BROKEN ? ", which was broken" : "");
+        reply_group(c, id, g, -EBADF);
+        if (g->waits)
+                (void) server_rearm_watch(c->server);
 }
 
 void dispatch_record(Client *c, const uint8_t *buf, size_t len) {
@@ -474,6 +671,15 @@ void dispatch_record(Client *c, const uint8_t *buf, size_t len) {
                 break;
         case WG__V1__REQUEST__OP_WAIT:
                 op_wait(c, id, req->wait);
+                break;
+        case WG__V1__REQUEST__OP_JOIN:
+                op_join(c, id, req->join);
+                break;
+        case WG__V1__REQUEST__OP_LEAVE:
+                op_leave(c, id, req->leave);
+                break;
+        case WG__V1__REQUEST__OP_RESET:
+                op_reset(c, id, req->reset);
                 break;
         default:
                 client_reply_error(c, id, -EOPNOTSUPP, "No operation, or one this wgd does not know.");

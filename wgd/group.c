@@ -39,18 +39,20 @@ Group *group_find(Server *s, const char *name) {
 }
 
 /*
- * "wg.UID.GID.MODE.CREATED.NAME", MODE in octal: the fixed fields first, so that the name, which
- * may itself contain dots, is simply the rest. Within FDNAME's rules (printable, no ':', < 256).
+ * "wg.UID.GID.MODE.CREATED.POLICY.NAME", MODE in octal, POLICY the AbandonPolicy's number: the
+ * fixed fields first, so that the name, which may itself contain dots, is simply the rest.
+ * Within FDNAME's rules (printable, no ':', < 256).
  */
 int group_fdname(const Group *g, char *buf, size_t size) {
         int n = snprintf(
                 buf,
                 size,
-                GROUP_FDNAME_PREFIX "%u.%u.%o.%" PRIu64 ".%s",
+                GROUP_FDNAME_PREFIX "%u.%u.%o.%" PRIu64 ".%d.%s",
                 (unsigned) g->owner,
                 (unsigned) g->gid,
                 (unsigned) g->mode,
                 g->created_usec,
+                (int) g->on_abandon,
                 g->name);
         return n < 0 || (size_t) n >= size ? -ENAMETOOLONG : 0;
 }
@@ -88,8 +90,8 @@ static int group_insert(Server *s, Group *g) {
  * Make a group. With @fd < 0, a new segment; else the segment behind @fd (a restored one),
  * validated by libwg like any other. The group joins the server and the fdstore.
  */
-int group_new(Server *s, const char *name, uid_t owner, gid_t gid, uint32_t mode, uint64_t created_usec, int fd,
-              Group **ret) {
+int group_new(Server *s, const char *name, uid_t owner, gid_t gid, uint32_t mode,
+              Wg__V1__AbandonPolicy on_abandon, uint64_t created_usec, int fd, Group **ret) {
         Group *g;
         int r;
 
@@ -104,6 +106,7 @@ int group_new(Server *s, const char *name, uid_t owner, gid_t gid, uint32_t mode
                 .owner = owner,
                 .gid = gid,
                 .mode = mode,
+                .on_abandon = on_abandon,
                 .created_usec = created_usec,
         };
         strcpy(g->name, name);
@@ -146,6 +149,9 @@ Group *group_free(Group *g) {
 
         LIST_FOREACH(by_group, w, g->waits)
                 wait_complete(w, -ESHUTDOWN);
+        /* Members stay in the fdstore: a restarted wgd finds them, alive or dead. */
+        while (g->members)
+                member_free(g->members);
 
         if (tdelete(g, &s->groups, compare_groups))
                 s->n_groups--;
@@ -164,6 +170,8 @@ void group_delete(Group *g) {
 
         LIST_FOREACH(by_group, w, g->waits)
                 wait_complete(w, -EIDRM);
+        while (g->members)
+                member_forget(g->members);
 
         wg__mark_deleted(g->handle);
         if (group_fdname(g, fdname, sizeof(fdname)) >= 0)
@@ -210,6 +218,10 @@ void group_info(const Group *g, Wg__V1__GroupInfo *info) {
         info->mode = g->mode;
         info->has_created_usec = true;
         info->created_usec = g->created_usec;
+        info->has_broken = true;
+        info->broken = !!(s & WG_STATE_BROKEN);
+        info->has_on_abandon = true;
+        info->on_abandon = g->on_abandon;
 }
 
 static int parse_u64(const char **p, int base, uint64_t max, uint64_t *ret) {
@@ -229,7 +241,7 @@ static int parse_u64(const char **p, int base, uint64_t max, uint64_t *ret) {
 
 /* A segment handed back by the fdstore after a restart: check its name, then adopt it. */
 int group_restore(Server *s, const char *fdname, int fd) {
-        uint64_t owner, gid, mode, created;
+        uint64_t owner, gid, mode, created, policy;
         const char *p = fdname + strlen(GROUP_FDNAME_PREFIX);
         Group *g;
         int r;
@@ -237,6 +249,7 @@ int group_restore(Server *s, const char *fdname, int fd) {
         if (strncmp(fdname, GROUP_FDNAME_PREFIX, strlen(GROUP_FDNAME_PREFIX)) != 0 ||
             parse_u64(&p, 10, UINT32_MAX - 1, &owner) < 0 || parse_u64(&p, 10, UINT32_MAX - 1, &gid) < 0 ||
             parse_u64(&p, 8, 0666, &mode) < 0 || parse_u64(&p, 10, UINT64_MAX, &created) < 0 ||
+            parse_u64(&p, 10, WG__V1__ABANDON_POLICY__ABANDON_POLICY_BREAK, &policy) < 0 || policy == 0 ||
             !group_name_valid(p) || (mode & 0600) != 0600) {
                 r = log_warning_errno(-EINVAL, "Dropping stored fd with unexpected name '%s'.", fdname);
                 goto drop;
@@ -246,7 +259,8 @@ int group_restore(Server *s, const char *fdname, int fd) {
                 goto drop;
         }
 
-        r = group_new(s, p, (uid_t) owner, (gid_t) gid, (uint32_t) mode, created, fd, &g);
+        r = group_new(s, p, (uid_t) owner, (gid_t) gid, (uint32_t) mode, (Wg__V1__AbandonPolicy) policy, created, fd,
+                      &g);
         if (r < 0) {
                 log_warning_errno(r, "Dropping stored segment of group %s: %m", p);
                 goto drop;

@@ -35,6 +35,7 @@ static ServerLimits arg_limits = {
         .connections_per_uid = 256,
         .connections = 4096,
         .waits_per_connection = 64,
+        .members_per_uid = 4096,
 };
 
 static void help(void) {
@@ -57,13 +58,14 @@ static void help(void) {
                "     --max-connections-per-user=N    Connections of one uid (default %u)\n"
                "     --max-connections=N             Connections in all (default %u)\n"
                "     --max-waits-per-connection=N    Wait requests pending per connection (default %u)\n"
+               "     --max-members-per-user=N        Memberships one uid may hold (default %u)\n"
                "     --log-level=LEVEL               err, warning, notice, info (default) or debug\n"
                "\n"
                "Under systemd: socket activation (FileDescriptorName=control), Type=notify, the\n"
                "watchdog, and the fdstore, which keeps every group across restarts.\n"
                "See wgd(8).\n",
                arg_limits.groups, arg_limits.groups_per_uid, arg_limits.connections_per_uid, arg_limits.connections,
-               arg_limits.waits_per_connection);
+               arg_limits.waits_per_connection, arg_limits.members_per_uid);
 }
 
 static int parse_unsigned(const char *s, unsigned min, unsigned *ret) {
@@ -88,6 +90,7 @@ static int parse_argv(int argc, char **argv) {
                 ARG_MAX_CONN_UID,
                 ARG_MAX_CONN,
                 ARG_MAX_WAITS,
+                ARG_MAX_MEMBERS,
                 ARG_LOG_LEVEL,
         };
         static const struct option options[] = {
@@ -100,6 +103,7 @@ static int parse_argv(int argc, char **argv) {
                 { "max-connections-per-user", required_argument, NULL, ARG_MAX_CONN_UID },
                 { "max-connections", required_argument, NULL, ARG_MAX_CONN },
                 { "max-waits-per-connection", required_argument, NULL, ARG_MAX_WAITS },
+                { "max-members-per-user", required_argument, NULL, ARG_MAX_MEMBERS },
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
                 {}
         };
@@ -134,6 +138,7 @@ static int parse_argv(int argc, char **argv) {
                 case ARG_MAX_CONN_UID:
                 case ARG_MAX_CONN:
                 case ARG_MAX_WAITS:
+                case ARG_MAX_MEMBERS:
                         if (parse_unsigned(optarg, 1, &u) < 0) {
                                 fprintf(stderr, "wgd: %s needs a positive number, not '%s'.\n", argv[optind - 1],
                                         optarg);
@@ -147,8 +152,10 @@ static int parse_argv(int argc, char **argv) {
                                 arg_limits.connections_per_uid = u;
                         else if (c == ARG_MAX_CONN)
                                 arg_limits.connections = u;
-                        else
+                        else if (c == ARG_MAX_WAITS)
                                 arg_limits.waits_per_connection = u;
+                        else
+                                arg_limits.members_per_uid = u;
                         break;
                 case ARG_LOG_LEVEL:
                         r = log_parse_level(optarg);
@@ -180,12 +187,21 @@ static int take_passed_fds(Server *s) {
         if (n < 0)
                 return log_error_errno(n, "Failed to read the fds passed by systemd: %m");
 
+        /* Groups first: the members that come back need their groups. */
+        for (int i = 0; i < n; i++) {
+                const char *name = names && names[i] ? names[i] : "";
+
+                if (strncmp(name, GROUP_FDNAME_PREFIX, strlen(GROUP_FDNAME_PREFIX)) == 0)
+                        (void) group_restore(s, name, SD_LISTEN_FDS_START + i);
+        }
         for (int i = 0; i < n; i++) {
                 int fd = SD_LISTEN_FDS_START + i;
                 const char *name = names && names[i] ? names[i] : "";
 
                 if (strncmp(name, GROUP_FDNAME_PREFIX, strlen(GROUP_FDNAME_PREFIX)) == 0)
-                        (void) group_restore(s, name, fd);
+                        continue;
+                if (strncmp(name, MEMBER_FDNAME_PREFIX, strlen(MEMBER_FDNAME_PREFIX)) == 0)
+                        (void) member_restore(s, name, fd);
                 else if (listen_fd < 0 && (strcmp(name, CONTROL_FDNAME) == 0 ||
                                            sd_is_socket_unix(fd, SOCK_SEQPACKET, 1, NULL, 0) > 0))
                         listen_fd = fd;

@@ -83,6 +83,8 @@ Server *server_free(Server *s) {
         if (!s)
                 return NULL;
 
+        s->stopping = true;
+
         /*
          * Groups first, so that their pending Waits are answered (ESHUTDOWN) while the clients
          * are still there. Groups stay in the fdstore: a restarted wgd takes them back. (The

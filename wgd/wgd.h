@@ -9,6 +9,8 @@
  *   Client  one connection; its peer's credentials; the Waits it asked for; its output queue.
  *   Group   one named group: its segment (a libwg handle), owner, gid, mode; the Waits on it.
  *   Wait    a pending Wait request: in its Client's list and its Group's list, with a timer.
+ *   Member  a process that joined a Group: its connection (Client) and its pidfd; ends by
+ *           leaving, or by dying (abandoned). A Group keeps records of how recent members ended.
  *
  * Everything runs in the sd-event loop of one thread, but for the Watcher's threads, which
  * only read futex words (watcher.c).
@@ -31,7 +33,21 @@ typedef struct Group Group;
 typedef struct Wait Wait;
 typedef struct Account Account;
 typedef struct Outgoing Outgoing;
+
+/* How one member ended, for reports (the counts are in the segment, see segment.h). */
+typedef struct MemberRecord {
+        uint64_t id;
+        pid_t pid;
+        Wg__V1__MemberState state;
+        int32_t status;
+        uint64_t joined_usec, ended_usec;
+        uint64_t generation;
+        char description[96];
+} MemberRecord;
+
+#define GROUP_RECORDS 64
 typedef struct Watcher Watcher;
+typedef struct Member Member;
 
 /* Who is on the other end of a connection, as the kernel says. */
 typedef struct Peer {
@@ -46,6 +62,7 @@ struct Account {
         uid_t uid;
         unsigned n_connections;
         unsigned n_groups;
+        unsigned n_members;
         LIST_FIELDS(Account, accounts);
 };
 
@@ -62,6 +79,28 @@ struct Group {
         Wait *waits;
         unsigned n_waits;
         LIST_FIELDS(Group, waiting); /* in Server.waiting while n_waits > 0 */
+
+        Wg__V1__AbandonPolicy on_abandon;
+        Member *members;
+        unsigned n_members;
+        MemberRecord records[GROUP_RECORDS]; /* a ring: how the last members ended */
+        unsigned n_records;                  /* ever recorded; the ring holds the last few */
+};
+
+struct Member {
+        Server *server;
+        Group *group;
+        Client *client; /* NULL: detached, since a restart of wgd, until it leaves or dies */
+        Account *account;
+        uint64_t id;
+        pid_t pid;
+        int pidfd;
+        sd_event_source *pidfd_source;
+        char *description;
+        uint64_t joined_usec; /* CLOCK_REALTIME */
+        uint64_t generation;  /* the one it joined: its done counts only there */
+        LIST_FIELDS(Member, by_group);
+        LIST_FIELDS(Member, by_client);
 };
 
 struct Wait {
@@ -90,6 +129,7 @@ struct Client {
 
         Wait *waits;
         unsigned n_waits;
+        Member *members;
 
         Outgoing *out_head, *out_tail;
         unsigned n_out;
@@ -104,6 +144,7 @@ typedef struct ServerLimits {
         unsigned connections_per_uid;
         unsigned connections;
         unsigned waits_per_connection;
+        unsigned members_per_uid;
 } ServerLimits;
 
 struct Server {
@@ -125,6 +166,8 @@ struct Server {
         Account *accounts;
 
         Watcher *watcher;
+
+        bool stopping; /* members outlive wgd's own exit: they are not abandoned then */
 
         uint64_t idle_usec; /* exit after this long with no group and no client; 0: never */
         sd_event_source *idle_timer;
@@ -156,9 +199,25 @@ void wait_complete(Wait *w, int error);
 /* Free a pending Wait without an answer. */
 void wait_free(Wait *w);
 
+/* member.c */
+int member_join(Client *c, Group *g, const char *description, Member **ret);
+/* End a membership: SUCCEEDED or FAILED (a Leave, with @status) or ABANDONED; frees @m. */
+void member_end(Member *m, Wg__V1__MemberState state, int32_t status);
+/* Forget @m without ending it (wgd stopping: it lives on in the fdstore). */
+Member *member_free(Member *m);
+/* Forget @m and its place in the fdstore (its group is deleted). */
+void member_forget(Member *m);
+Member *member_find(Group *g, uint64_t id);
+int member_restore(Server *s, const char *fdname, int pidfd);
+void member_info(const Member *m, Wg__V1__Member *info);
+void member_record_info(const MemberRecord *r, Wg__V1__Member *info);
+
+/* The prefix of the fdstore names of members' pidfds. */
+#define MEMBER_FDNAME_PREFIX "wm."
+
 /* group.c */
-int group_new(Server *s, const char *name, uid_t owner, gid_t gid, uint32_t mode, uint64_t created_usec, int fd,
-              Group **ret);
+int group_new(Server *s, const char *name, uid_t owner, gid_t gid, uint32_t mode,
+              Wg__V1__AbandonPolicy on_abandon, uint64_t created_usec, int fd, Group **ret);
 void group_delete(Group *g);
 Group *group_free(Group *g);
 Group *group_find(Server *s, const char *name);

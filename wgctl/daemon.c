@@ -96,12 +96,13 @@ static void sleep_msec(unsigned msec) {
                 ;
 }
 
-int daemon_call(Wg__V1__Request *req, Wg__V1__Response **ret, int *ret_fd) {
+/* Try @attempt; if nobody listens, start a wgd and try again until it does. */
+static int with_autostart(int (*attempt)(void *userdata), void *userdata) {
         char path[sizeof(((struct sockaddr_un *) 0)->sun_path)];
         unsigned waited = 0, step = 2;
         int r;
 
-        r = wg__call_full(req, ret, ret_fd);
+        r = attempt(userdata);
         if (r != -ECONNREFUSED || !autostart_allowed())
                 return r;
 
@@ -114,13 +115,48 @@ int daemon_call(Wg__V1__Request *req, Wg__V1__Response **ret, int *ret_fd) {
 
         /* It takes a few milliseconds to listen. (Two wgctl racing start two; one wins the lock.) */
         for (;;) {
-                r = wg__call_full(req, ret, ret_fd);
+                r = attempt(userdata);
                 if (r != -ECONNREFUSED || waited >= AUTOSTART_PATIENCE_MSEC)
                         return r;
                 sleep_msec(step);
                 waited += step;
                 step = step < 100 ? step * 2 : 100;
         }
+}
+
+struct call_args {
+        Wg__V1__Request *req;
+        Wg__V1__Response **ret;
+        int *ret_fd;
+};
+
+static int call_attempt(void *userdata) {
+        struct call_args *a = userdata;
+
+        return wg__call_full(a->req, a->ret, a->ret_fd);
+}
+
+int daemon_call(Wg__V1__Request *req, Wg__V1__Response **ret, int *ret_fd) {
+        struct call_args a = { .req = req, .ret = ret, .ret_fd = ret_fd };
+
+        return with_autostart(call_attempt, &a);
+}
+
+struct join_args {
+        const char *name, *description;
+        wg **ret;
+};
+
+static int join_attempt(void *userdata) {
+        struct join_args *a = userdata;
+
+        return wg__join(a->name, 0, a->description, a->ret);
+}
+
+int daemon_join(const char *name, const char *description, wg **ret) {
+        struct join_args a = { .name = name, .description = description, .ret = ret };
+
+        return with_autostart(join_attempt, &a);
 }
 
 int daemon_open(const char *name, bool allow_eacces, wg **ret) {

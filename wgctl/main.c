@@ -18,15 +18,17 @@
 const char *program_verb = NULL;
 
 const Verb verbs[] = {
-        { "create", "NAME [--count N] [--mode MODE] [--exist-ok]", "Create a group", verb_create },
+        { "create", "NAME [--count N] [--mode MODE] [--exist-ok] [--on-abandon done|break]", "Create a group",
+          verb_create },
         { "add", "NAME [N]", "Add N (default 1) pieces of work", verb_add },
         { "done", "NAME [N]", "Mark N (default 1) pieces of work done", verb_done },
         { "wait", "NAME [--timeout DURATION] [--progress|--quiet]", "Wait until the counter is zero", verb_wait },
-        { "run", "NAME -- CMD [ARG...]", "Run CMD in the foreground as one piece of work", verb_run },
-        { "spawn", "NAME -- CMD [ARG...]", "Start CMD detached as one piece of work", verb_spawn },
+        { "run", "NAME -- CMD [ARG...]", "Run CMD in the foreground as a member of the group", verb_run },
+        { "spawn", "NAME -- CMD [ARG...]", "Start CMD detached as a member of the group", verb_spawn },
         { "status", "NAME [--json]", "Show a group", verb_status },
         { "list", "[--json]", "List the groups you may read", verb_list },
         { "delete", "NAME", "Delete a group", verb_delete },
+        { "reset", "NAME", "End the current generation at once; mend a broken group", verb_reset },
         {},
 };
 

@@ -128,6 +128,64 @@ static void progress_draw(Progress *p, uint64_t left, bool final) {
         fflush(stderr);
 }
 
+void report_failed_members(const char *name, const Wg__V1__GroupInfo *info, uint64_t generation) {
+        for (size_t i = 0; i < info->n_members; i++) {
+                const Wg__V1__Member *m = info->members[i];
+
+                if (m->generation != generation)
+                        continue;
+                if (m->state == WG__V1__MEMBER_STATE__MEMBER_STATE_FAILED)
+                        fprintf(stderr, "wgctl: %s: '%s': member %u failed with status %d: %s\n", program_verb, name,
+                                m->pid, m->status, m->description ? m->description : "?");
+                else if (m->state == WG__V1__MEMBER_STATE__MEMBER_STATE_ABANDONED)
+                        fprintf(stderr, "wgctl: %s: '%s': member %u died without leaving: %s\n", program_verb, name,
+                                m->pid, m->description ? m->description : "?");
+        }
+}
+
+/* Tell the failures of @generation, from the counts in the segment and wgd's details. */
+static int report_outcome(const char *name, uint64_t generation, uint64_t failed, uint64_t abandoned) {
+        _cleanup_(response_freep) Wg__V1__Response *resp = NULL;
+        Wg__V1__Request req = WG__V1__REQUEST__INIT;
+        Wg__V1__Stat m = WG__V1__STAT__INIT;
+
+        m.name = (char *) name;
+        m.has_generation = true;
+        m.generation = generation;
+        req.op_case = WG__V1__REQUEST__OP_STAT;
+        req.stat = &m;
+        if (daemon_call(&req, &resp, NULL) >= 0 && resp->result_case == WG__V1__RESPONSE__RESULT_GROUP)
+                report_failed_members(name, resp->group, generation);
+
+        fprintf(stderr, "wgctl: %s: '%s': done, but %" PRIu64 " member%s failed and %" PRIu64 " died without leaving.\n",
+                program_verb, name, failed, failed == 1 ? "" : "s", abandoned);
+        return EXIT_MEMBER_FAILED;
+}
+
+int wait_outcome(const char *name, wg *g, uint64_t generation) {
+        struct wg_outcome o;
+
+        if (wg__outcome(g, generation, &o) < 0 || o.failed + o.abandoned == 0)
+                return EXIT_OK;
+        return report_outcome(name, generation, o.failed, o.abandoned);
+}
+
+/* A broken group: a member died, and the group's policy stops everybody until a reset. */
+static int report_broken(const char *name) {
+        _cleanup_(response_freep) Wg__V1__Response *resp = NULL;
+        Wg__V1__Request req = WG__V1__REQUEST__INIT;
+        Wg__V1__Stat m = WG__V1__STAT__INIT;
+
+        m.name = (char *) name;
+        req.op_case = WG__V1__REQUEST__OP_STAT;
+        req.stat = &m;
+        if (daemon_call(&req, &resp, NULL) >= 0 && resp->result_case == WG__V1__RESPONSE__RESULT_GROUP)
+                report_failed_members(name, resp->group, resp->group->generation);
+        fprintf(stderr, "wgctl: %s: '%s' is broken: a member died without leaving; 'wgctl reset %s' mends it.\n",
+                program_verb, name, name);
+        return EXIT_MEMBER_FAILED;
+}
+
 /* The fallback for a group we may read but not write: wait through wgd, in slices. */
 static int wait_through_wgd(const char *name, uint64_t deadline) {
         uint64_t generation = 0;
@@ -156,10 +214,20 @@ static int wait_through_wgd(const char *name, uint64_t deadline) {
                 r = daemon_call(&req, &resp, NULL);
                 if (r < 0)
                         return failure(r == -ETIMEDOUT ? -EIO : r, "cannot reach wgd: %s", strerror(-r));
-                if (resp->result_case == WG__V1__RESPONSE__RESULT_GROUP)
-                        return EXIT_OK;
+                if (resp->result_case == WG__V1__RESPONSE__RESULT_GROUP) {
+                        const Wg__V1__Outcome *o = resp->group->outcome;
+
+                        if (!o || o->failed + o->abandoned == 0)
+                                return EXIT_OK;
+                        report_failed_members(name, resp->group, o->generation);
+                        fprintf(stderr, "wgctl: %s: '%s': done, but %u member%s failed and %u died without leaving.\n",
+                                program_verb, name, o->failed, o->failed == 1 ? "" : "s", o->abandoned);
+                        return EXIT_MEMBER_FAILED;
+                }
                 if (resp->result_case != WG__V1__RESPONSE__RESULT_ERROR)
                         return failure(-EPROTO, "wgd answered something else than a group.");
+                if (resp->error->errnum == EOWNERDEAD)
+                        return report_broken(name);
                 if (resp->error->errnum != ETIMEDOUT || now_usec() >= deadline)
                         return failure(-resp->error->errnum, "%s", response_message(resp));
 
@@ -245,9 +313,14 @@ int verb_wait(int argc, char **argv) {
 
         s = wg__state(g);
         r = wg_state_check(s);
+        if (r == -EOWNERDEAD)
+                return report_broken(name);
         if (r < 0)
                 return failure(r, "'%s': %s", name, r == -EIDRM ? "it was deleted" : strerror(-r));
         gen = wg_state_generation(s);
+        if (wg_state_count(s) == 0)
+                /* Nothing outstanding: how did the generation that ended last go? */
+                return gen > 0 ? wait_outcome(name, g, gen - 1) : EXIT_OK;
         p.total = wg_state_count(s);
         p.last_left = UINT64_MAX; /* so that --progress off a terminal starts with a line */
 
@@ -268,7 +341,7 @@ int verb_wait(int argc, char **argv) {
                 if (r == 0) {
                         if (drawing)
                                 progress_draw(&p, 0, true);
-                        return EXIT_OK;
+                        return wait_outcome(name, g, gen);
                 }
                 if (r == -ETIMEDOUT && until < deadline)
                         continue;
@@ -283,6 +356,8 @@ int verb_wait(int argc, char **argv) {
                         return failure(r, "'%s': timed out, %" PRIu64 " of %" PRIu64 " still outstanding.", name,
                                        wg_state_count(s), p.total);
                 }
+                if (r == -EOWNERDEAD)
+                        return report_broken(name);
                 return failure(r, "'%s': %s", name, r == -EIDRM ? "it was deleted" : strerror(-r));
         }
 }

@@ -20,7 +20,27 @@ enum {
         OPT_COUNT,
         OPT_MODE,
         OPT_EXIST_OK,
+        OPT_ON_ABANDON,
 };
+
+static const char *state_name(Wg__V1__MemberState state) {
+        switch (state) {
+        case WG__V1__MEMBER_STATE__MEMBER_STATE_JOINED:
+                return "joined";
+        case WG__V1__MEMBER_STATE__MEMBER_STATE_SUCCEEDED:
+                return "succeeded";
+        case WG__V1__MEMBER_STATE__MEMBER_STATE_FAILED:
+                return "failed";
+        case WG__V1__MEMBER_STATE__MEMBER_STATE_ABANDONED:
+                return "abandoned";
+        default:
+                return "unknown";
+        }
+}
+
+static const char *policy_name(Wg__V1__AbandonPolicy p) {
+        return p == WG__V1__ABANDON_POLICY__ABANDON_POLICY_BREAK ? "break" : "done";
+}
 
 /* Send @req; a daemon Error is reported with its own words. Returns 0 or the exit code. */
 static int call(Wg__V1__Request *req, Wg__V1__Response **ret) {
@@ -52,13 +72,33 @@ static void json_string(FILE *f, const char *s) {
         fputc('"', f);
 }
 
-static void print_json(const Wg__V1__GroupInfo *g) {
+static void print_json(const Wg__V1__GroupInfo *g, bool members) {
         printf("{\"name\":");
         json_string(stdout, g->name);
         printf(",\"count\":%" PRIu64 ",\"generation\":%" PRIu64 ",\"waiters\":%u,\"futex_waiters\":%s,"
-               "\"owner\":%u,\"gid\":%u,\"mode\":\"%04o\",\"created_usec\":%" PRIu64 "}",
+               "\"owner\":%u,\"gid\":%u,\"mode\":\"%04o\",\"created_usec\":%" PRIu64
+               ",\"broken\":%s,\"on_abandon\":\"%s\"",
                g->count, g->generation, g->waiters, g->futex_waiters ? "true" : "false", g->owner, g->gid, g->mode,
-               g->created_usec);
+               g->created_usec, g->broken ? "true" : "false", policy_name(g->on_abandon));
+        if (members) {
+                printf(",\"members\":[");
+                for (size_t i = 0; i < g->n_members; i++) {
+                        const Wg__V1__Member *m = g->members[i];
+
+                        printf("%s{\"pid\":%u,\"state\":\"%s\",\"status\":%d,\"generation\":%" PRIu64
+                               ",\"description\":",
+                               i > 0 ? "," : "", m->pid, state_name(m->state), m->status, m->generation);
+                        json_string(stdout, m->description);
+                        printf("}");
+                }
+                printf("]");
+                if (g->outcome)
+                        printf(",\"outcome\":{\"generation\":%" PRIu64 ",\"succeeded\":%u,\"failed\":%u,"
+                               "\"abandoned\":%u}",
+                               g->outcome->generation, g->outcome->succeeded, g->outcome->failed,
+                               g->outcome->abandoned);
+        }
+        printf("}");
 }
 
 static void format_time(uint64_t usec, char *buf, size_t size) {
@@ -82,6 +122,22 @@ static void print_human(const Wg__V1__GroupInfo *g) {
         printf("gid: %u\n", g->gid);
         printf("mode: %04o\n", g->mode);
         printf("created: %s\n", created);
+        printf("on abandon: %s%s\n", policy_name(g->on_abandon), g->broken ? " (broken: 'wgctl reset' mends it)" : "");
+        for (size_t i = 0; i < g->n_members; i++) {
+                const Wg__V1__Member *m = g->members[i];
+
+                if (m->generation != g->generation)
+                        continue;
+                printf("member: %u %s", m->pid, state_name(m->state));
+                if (m->state == WG__V1__MEMBER_STATE__MEMBER_STATE_FAILED)
+                        printf(" (status %d)", m->status);
+                printf(": %s\n", m->description ? m->description : "?");
+        }
+        if (g->members_omitted > 0)
+                printf("members not shown: %u\n", g->members_omitted);
+        if (g->outcome)
+                printf("last generation %" PRIu64 ": %u succeeded, %u failed, %u abandoned\n", g->outcome->generation,
+                       g->outcome->succeeded, g->outcome->failed, g->outcome->abandoned);
 }
 
 /* Parse "VERB NAME [--json]"; returns 0, -1 after --help, or an exit code. */
@@ -127,6 +183,7 @@ int verb_create(int argc, char **argv) {
                 { "count", required_argument, NULL, OPT_COUNT },
                 { "mode", required_argument, NULL, OPT_MODE },
                 { "exist-ok", no_argument, NULL, OPT_EXIST_OK },
+                { "on-abandon", required_argument, NULL, OPT_ON_ABANDON },
                 {},
         };
         _cleanup_(response_freep) Wg__V1__Response *resp = NULL;
@@ -143,7 +200,10 @@ int verb_create(int argc, char **argv) {
                         verb_help("create",
                                   "  --count N     start the counter at N (default 0)\n"
                                   "  --mode MODE   octal permissions: 0600 (default), 0640, 0660, 0644, 0666\n"
-                                  "  --exist-ok    succeed if the group exists\n");
+                                  "  --exist-ok    succeed if the group exists\n"
+                                  "  --on-abandon done|break\n"
+                                  "                when a member dies without leaving: count it done and report\n"
+                                  "                it (default), or break the group until 'wgctl reset'\n");
                         return EXIT_OK;
                 case OPT_COUNT:
                         if (strcmp(optarg, "0") == 0)
@@ -163,6 +223,15 @@ int verb_create(int argc, char **argv) {
                         break;
                 case OPT_EXIST_OK:
                         m.has_exist_ok = m.exist_ok = true;
+                        break;
+                case OPT_ON_ABANDON:
+                        m.has_on_abandon = true;
+                        if (strcmp(optarg, "done") == 0)
+                                m.on_abandon = WG__V1__ABANDON_POLICY__ABANDON_POLICY_COUNT_AS_DONE;
+                        else if (strcmp(optarg, "break") == 0)
+                                m.on_abandon = WG__V1__ABANDON_POLICY__ABANDON_POLICY_BREAK;
+                        else
+                                return usage_error("--on-abandon takes 'done' or 'break', not '%s'.", optarg);
                         break;
                 default:
                         return EXIT_USAGE;
@@ -204,7 +273,7 @@ int verb_status(int argc, char **argv) {
                 return failure(-EPROTO, "wgd answered something else than a group.");
 
         if (json) {
-                print_json(resp->group);
+                print_json(resp->group, true);
                 putchar('\n');
         } else
                 print_human(resp->group);
@@ -248,7 +317,7 @@ int verb_list(int argc, char **argv) {
                         if (json) {
                                 if (!first)
                                         putchar(',');
-                                print_json(g);
+                                print_json(g, false);
                         } else
                                 printf("%-24s %10" PRIu64 " %10" PRIu64 " %7u %8u %04o\n", g->name, g->count,
                                        g->generation, g->waiters, g->owner, g->mode);
@@ -282,5 +351,23 @@ int verb_delete(int argc, char **argv) {
         m.name = (char *) name;
         req.op_case = WG__V1__REQUEST__OP_DELETE;
         req.delete_ = &m;
+        return call(&req, &resp);
+}
+
+int verb_reset(int argc, char **argv) {
+        _cleanup_(response_freep) Wg__V1__Response *resp = NULL;
+        Wg__V1__Request req = WG__V1__REQUEST__INIT;
+        Wg__V1__Reset m = WG__V1__RESET__INIT;
+        const char *name;
+        bool json = false;
+        int r;
+
+        r = parse_name_and_json(argc, argv, "reset", false, &name, &json);
+        if (r != 0)
+                return r < 0 ? EXIT_OK : r;
+
+        m.name = (char *) name;
+        req.op_case = WG__V1__REQUEST__OP_RESET;
+        req.reset = &m;
         return call(&req, &resp);
 }

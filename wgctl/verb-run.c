@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * run and spawn: a command as one piece of work. The add happens before the command starts, so
- * that a wait that follows can never miss it; the done happens when the command ends, however it
- * ends, from a process that stays to see it end (wgctl itself for run, a detached supervisor for
- * spawn).
+ * run and spawn: a command as a member of the group. The join (wgd's add) happens before the
+ * command starts, so that a wait that follows can never miss it; the leave (wgd's done, with the
+ * command's status) happens when the command ends, however it ends, from a process that stays to
+ * see it end: wgctl itself for run, a detached supervisor for spawn. If that process dies
+ * first, even by SIGKILL, wgd sees its connection and pidfd go and counts the member abandoned.
  */
 
 #define _GNU_SOURCE
@@ -126,9 +127,54 @@ static void wg_unrefp_local(wg **g) {
         wg_unref(*g);
 }
 
+/* What a member reports about itself: its command line, for wgd's records. */
+static void describe(char **cmd, char *buf, size_t size) {
+        size_t n = 0;
+
+        buf[0] = 0;
+        for (; *cmd && n + 1 < size; cmd++) {
+                int k = snprintf(buf + n, size - n, "%s%s", n > 0 ? " " : "", *cmd);
+
+                if (k < 0)
+                        break;
+                n += (size_t) k;
+        }
+}
+
+static int join_failure(const char *name, int r) {
+        switch (r) {
+        case -ENOENT:
+                return failure(r, "No group '%s'.", name);
+        case -EACCES:
+                return failure(r, "Group '%s' does not allow you to join it.", name);
+        case -EOWNERDEAD:
+                return failure(r, "Group '%s' is broken: a member died without leaving; 'wgctl reset %s' mends it.",
+                               name, name);
+        case -EDQUOT:
+                return failure(r, "You hold as many memberships as wgd allows.");
+        case -ECONNREFUSED:
+        case -ETIMEDOUT:
+        case -ECONNRESET:
+        case -EPROTO:
+                return failure(r == -ETIMEDOUT ? -EIO : r, "cannot reach wgd: %s", strerror(-r));
+        default:
+                return failure(r, "cannot join '%s': %s", name, strerror(-r));
+        }
+}
+
+static int leave(wg *g, const char *name, int status, bool report) {
+        int r = wg_leave(g, status);
+
+        if (r < 0 && report)
+                fprintf(stderr, "wgctl: %s: '%s': the command ended, but leaving the group failed: %s\n",
+                        program_verb, name, r == -EOWNERDEAD ? "it is broken" : strerror(-r));
+        return r;
+}
+
 int verb_run(int argc, char **argv) {
         _cleanup_(wg_unrefp_local) wg *g = NULL;
         struct sigaction sa = { .sa_sigaction = forward, .sa_flags = SA_SIGINFO | SA_RESTART };
+        char description[256];
         const char *name;
         char **cmd;
         int status, exec_errno, r;
@@ -138,19 +184,17 @@ int verb_run(int argc, char **argv) {
         if (r != 0)
                 return r < 0 ? EXIT_OK : r;
 
-        r = daemon_open(name, false, &g);
-        if (r != 0)
-                return r;
-        r = wg_add(g, 1);
+        describe(cmd, description, sizeof(description));
+        r = daemon_join(name, description, &g);
         if (r < 0)
-                return failure(r, "'%s': cannot add: %s", name, r == -EIDRM ? "it was deleted" : strerror(-r));
+                return join_failure(name, r);
 
         for (size_t i = 0; i < ELEMENTSOF(forwarded); i++)
                 sigaction(forwarded[i], &sa, NULL);
 
         r = start_command(cmd, -EBADF, &pid, &exec_errno);
         if (r < 0) {
-                (void) wg_done(g);
+                (void) leave(g, name, EXIT_CANNOT_EXECUTE, true);
                 return failure(r, "cannot start %s: %s", cmd[0], strerror(-r));
         }
         child_pid = pid;
@@ -161,86 +205,79 @@ int verb_run(int argc, char **argv) {
         status = reap_command(pid);
         child_pid = 0;
 
-        r = wg_done(g);
-        if (r < 0)
-                return failure(r, "'%s': the command ended, but its done failed: %s", name,
-                               r == -EIDRM ? "the group was deleted" : strerror(-r));
-        return status;
+        r = leave(g, name, status, true);
+        return r < 0 ? EXIT_FAILED : status;
 }
 
 int verb_spawn(int argc, char **argv) {
-        _cleanup_(wg_unrefp_local) wg *g = NULL;
         _cleanup_close_ int null = -EBADF;
+        char description[256];
         const char *name;
         char **cmd;
-        int report[2], r, exec_errno = 0;
+        int report[2], r, result[2] = { 0, 0 };
         pid_t pid;
         ssize_t n;
 
         r = parse_command(argc, argv, "spawn", &name, &cmd);
         if (r != 0)
                 return r < 0 ? EXIT_OK : r;
+        describe(cmd, description, sizeof(description));
 
-        r = daemon_open(name, false, &g);
-        if (r != 0)
-                return r;
         null = open("/dev/null", O_RDONLY | O_CLOEXEC);
         if (null < 0)
                 return failure(negative_errno(), "cannot open /dev/null: %m");
         if (pipe2(report, O_CLOEXEC) < 0)
                 return failure(negative_errno(), "cannot make a pipe: %m");
 
-        /* Added before we return: a 'wgctl wait' right after us cannot miss this command. */
-        r = wg_add(g, 1);
-        if (r < 0)
-                return failure(r, "'%s': cannot add: %s", name, r == -EIDRM ? "it was deleted" : strerror(-r));
-
         pid = fork();
-        if (pid < 0) {
-                (void) wg_done(g);
+        if (pid < 0)
                 return failure(negative_errno(), "cannot fork: %m");
-        }
         if (pid == 0) {
+                _cleanup_(wg_unrefp_local) wg *g = NULL;
+
                 /* A new session, and the middle process gone: no shell's job, no terminal's. */
                 safe_close(report[0]);
                 if (setsid() < 0)
                         _exit(1);
                 pid = fork();
-                if (pid < 0) {
-                        (void) wg_done(g);
-                        _exit(1);
-                }
-                if (pid > 0)
-                        _exit(0);
+                if (pid != 0)
+                        _exit(pid < 0 ? 1 : 0);
 
-                /* The supervisor: start the command, say whether exec worked, stay for the done. */
-                r = start_command(cmd, null, &pid, &exec_errno);
-                if (r < 0)
-                        exec_errno = -r;
-                (void) write(report[1], &exec_errno, sizeof(exec_errno));
+                /*
+                 * The supervisor: the member is this process, so it joins itself, and says so
+                 * before wgctl returns: a 'wgctl wait' right after cannot miss the command.
+                 */
+                result[0] = daemon_join(name, description, &g);
+                if (result[0] >= 0) {
+                        r = start_command(cmd, null, &pid, &result[1]);
+                        if (r < 0)
+                                result[1] = -r;
+                } else
+                        r = -1;
+                (void) write(report[1], result, sizeof(result));
                 safe_close(report[1]);
-                if (r >= 0)
-                        (void) reap_command(pid);
-                r = wg_done(g);
-                if (r < 0)
-                        fprintf(stderr, "wgctl: spawn: '%s': the command ended, but its done failed: %s\n", name,
-                                strerror(-r));
-                _exit(r < 0 ? EXIT_FAILED : 0);
+                if (result[0] < 0)
+                        _exit(EXIT_FAILED);
+
+                (void) leave(g, name, r < 0 ? EXIT_CANNOT_EXECUTE : reap_command(pid), true);
+                _exit(0);
         }
 
         safe_close(report[1]);
         (void) waitpid(pid, NULL, 0);
         do
-                n = read(report[0], &exec_errno, sizeof(exec_errno));
+                n = read(report[0], result, sizeof(result));
         while (n < 0 && errno == EINTR);
         safe_close(report[0]);
 
-        if (n != sizeof(exec_errno))
+        if (n != sizeof(result))
                 return failure(-ECHILD, "the supervisor of %s died before it started it.", cmd[0]);
-        if (exec_errno != 0) {
+        if (result[0] < 0)
+                return join_failure(name, result[0]);
+        if (result[1] != 0) {
                 fprintf(stderr, "wgctl: spawn: %s: %s\n", cmd[0],
-                        exec_errno == ENOENT ? "command not found" : strerror(exec_errno));
-                return exec_errno == ENOENT ? EXIT_NOT_FOUND : EXIT_CANNOT_EXECUTE;
+                        result[1] == ENOENT ? "command not found" : strerror(result[1]));
+                return result[1] == ENOENT ? EXIT_NOT_FOUND : EXIT_CANNOT_EXECUTE;
         }
         return EXIT_OK;
 }

@@ -48,6 +48,12 @@ int daemon_call(Wg__V1__Request *req, Wg__V1__Response **ret, int *ret_fd);
  * as -EACCES, for a caller that has another way.
  */
 int daemon_open(const char *name, bool allow_eacces, wg **ret);
+/* wg_join(), with a description, and wgd started on demand. Returns 0 or -errno, silently. */
+int daemon_join(const char *name, const char *description, wg **ret);
+/* A line on stderr for each member of @info that failed or was abandoned in @generation. */
+void report_failed_members(const char *name, const Wg__V1__GroupInfo *info, uint64_t generation);
+/* The exit code for a wait whose generation @generation ended: 0, or 1 with the failures told. */
+int wait_outcome(const char *name, wg *g, uint64_t generation);
 void response_freep(Wg__V1__Response **r);
 /* The daemon's own words for an Error response. */
 const char *response_message(const Wg__V1__Response *r);
@@ -62,5 +68,6 @@ int verb_spawn(int argc, char **argv);
 int verb_status(int argc, char **argv);
 int verb_list(int argc, char **argv);
 int verb_delete(int argc, char **argv);
+int verb_reset(int argc, char **argv);
 
 extern const Verb verbs[];

@@ -116,10 +116,38 @@ expect 0 "spawn detaches: returns before the command ends" -- \
     timeout 5 "$WGCTL" spawn build -- sleep 2
 check "  the command still counts" -- test "$(count_of build)" -eq 1
 expect 0 "  and is done when it ends" -- "$WGCTL" wait build --timeout 30s
-expect 0 "spawn of a command that crashes still does its done" -- "$WGCTL" spawn build -- sh -c 'kill -SEGV $$'
-expect 0 "  so a wait returns" -- "$WGCTL" wait build --timeout 30s
+expect 0 "spawn of a command that crashes" -- "$WGCTL" spawn build -- sh -c 'kill -SEGV $$'
+expect 1 "  a wait returns, and exits 1: a member failed" -- "$WGCTL" wait build --timeout 30s
+check "  and names it, with its status" -- stderr_has "failed with status 139: sh -c kill -SEGV"
 expect 127 "spawn of a command that does not exist" -- "$WGCTL" spawn build -- /nonexistent/command
-expect 0 "  and its done is done" -- "$WGCTL" wait build --timeout 30s
+expect 1 "  its leave is done too, as a failure" -- "$WGCTL" wait build --timeout 30s
+check "  with status 127" -- stderr_has "failed with status 127"
+
+# --- members ----------------------------------------------------------------------------------
+expect 0 "a generation of members that all succeed" -- \
+    bash -c "'$WGCTL' spawn build -- sleep 0.5 && '$WGCTL' run build -- true && '$WGCTL' wait build --timeout 30s"
+expect 0 "status --json shows the last generation's outcome" -- "$WGCTL" status build --json
+check "  2 succeeded, none failed" -- jq -e '.outcome.succeeded == 2 and .outcome.failed == 0' "$dir/out"
+expect 0 "status lists the members of the current generation" -- \
+    "$WGCTL" run build -- sh -c "'$WGCTL' status build >'$dir/members'"
+check "  the running member, joined, with its command" -- grep -q "^member: [0-9]* joined: sh -c" "$dir/members"
+expect 0 "a supervisor killed by SIGKILL: spawn it" -- "$WGCTL" spawn build -- sleep 60
+victim=$(pgrep -f -n "wgctl spawn build -- sleep 60")
+check "  found its supervisor" -- test -n "$victim"
+kill -KILL "$victim" 2>/dev/null
+expect 1 "  the wait returns (wgd did its done), and exits 1" -- "$WGCTL" wait build --timeout 30s
+check "  it died without leaving" -- stderr_has "died without leaving: sleep 60"
+pkill -f -x "sleep 60" 2>/dev/null
+expect 0 "create --on-abandon break" -- "$WGCTL" create fragile --on-abandon break
+expect 0 "  a member joins" -- "$WGCTL" spawn fragile -- sleep 60
+kill -KILL "$(pgrep -f -n "wgctl spawn fragile -- sleep 60")" 2>/dev/null
+expect 1 "  and dies: the group is broken, a wait fails at once" -- "$WGCTL" wait fragile --timeout 30s
+check "  and says how to mend it" -- stderr_has "wgctl reset fragile"
+pkill -f -x "sleep 60" 2>/dev/null
+expect 125 "  add to a broken group" -- "$WGCTL" add fragile
+expect 0 "  reset mends it" -- "$WGCTL" reset fragile
+expect 0 "  and it works again" -- "$WGCTL" run fragile -- true
+expect 2 "create --on-abandon with a bad policy" -- "$WGCTL" create x --on-abandon maybe
 
 # --- errors -----------------------------------------------------------------------------------
 expect 125 "status of an unknown group" -- "$WGCTL" status nosuch
@@ -141,7 +169,7 @@ expect 2 "run without a command" -- "$WGCTL" run build --
 expect 2 "bad mode" -- "$WGCTL" create m --mode 0777
 expect 2 "extra argument" -- "$WGCTL" delete build extra
 check "every usage error is one line" -- test "$(wc -l <"$dir/err")" -eq 1
-for verb in create add done wait run spawn status list delete; do
+for verb in create add done wait run spawn status list delete reset; do
     expect 0 "$verb --help" -- "$WGCTL" "$verb" --help
 done
 expect 0 "--help" -- "$WGCTL" --help

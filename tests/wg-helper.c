@@ -9,6 +9,9 @@
  *   wg-helper recv SOCK OP...           receive a segment fd over unix socket SOCK, then run OPs
  *   wg-helper named NAME FLAGS OP...    wg_open(NAME, FLAGS) through wgd ($WGD_SOCKET), then run
  *                                       OPs; FLAGS is a number, or NAME=ERRNO to expect failure
+ *   wg-helper member NAME STATUS USEC [FD]
+ *                                       wg_join(NAME), sleep USEC, wg_leave(STATUS); with FD,
+ *                                       write 'J' to it once joined and 'L' once left
  *   wg-helper rounds WORK G0 G1 N       N rounds of: done(WORK), wait(G[round % 2])
  *   wg-helper churn FD N                N times: add(FD, 1), done(FD)
  *   wg-helper watch FD STOP TALLY       wait on FD with mixed timeouts until STOP's count is 0,
@@ -43,7 +46,7 @@ static const struct {
         { "EBADMSG", EBADMSG },       { "EMEDIUMTYPE", EMEDIUMTYPE }, { "EIDRM", EIDRM },
         { "EACCES", EACCES },         { "ENOENT", ENOENT },         { "EEXIST", EEXIST },
         { "EPERM", EPERM },           { "ECONNREFUSED", ECONNREFUSED }, { "EDQUOT", EDQUOT },
-        { "EUSERS", EUSERS },
+        { "EUSERS", EUSERS },         { "EOWNERDEAD", EOWNERDEAD }, { "ENOTCONN", ENOTCONN },
 };
 
 static int die_usage(const char *what) {
@@ -303,6 +306,29 @@ int main(int argc, char **argv) {
                 r = run_ops(&g, 1, argv + 4, argc - 4);
                 wg_unref(g);
                 return r;
+        }
+
+        if (strcmp(argv[1], "member") == 0 && (argc == 5 || argc == 6)) {
+                int report = argc == 6 ? (int) parse_ll(argv[5]) : -1, r;
+                wg *g;
+
+                r = wg_join(argv[2], 0, &g);
+                if (r < 0) {
+                        fprintf(stderr, "wg-helper: wg_join(%s): %s\n", argv[2], strerror(-r));
+                        return 1;
+                }
+                if (report >= 0 && write(report, "J", 1) != 1)
+                        return 1;
+                sleep_usec(parse_ll(argv[4]));
+                r = wg_leave(g, (int) parse_ll(argv[3]));
+                if (r < 0) {
+                        fprintf(stderr, "wg-helper: wg_leave(%s): %s\n", argv[2], strerror(-r));
+                        return 1;
+                }
+                if (report >= 0 && write(report, "L", 1) != 1)
+                        return 1;
+                wg_unref(g);
+                return 0;
         }
 
         if (strcmp(argv[1], "rounds") == 0 && argc == 6) {

@@ -138,6 +138,14 @@ kill -KILL "$victim" 2>/dev/null
 expect 1 "  the wait returns (wgd did its done), and exits 1" -- "$WGCTL" wait build --timeout 30s
 check "  it died without leaving" -- stderr_has "died without leaving: sleep 60"
 pkill -f -x "sleep 60" 2>/dev/null
+"$WGCTL" run build -- sleep 61 &
+runner=$!
+for _ in $(seq 200); do test "$(count_of build)" -eq 1 && break; sleep 0.05; done
+kill -KILL "$runner"
+wait "$runner" 2>/dev/null
+expect 1 "a 'wgctl run' killed by SIGKILL: the wait returns, and exits 1" -- "$WGCTL" wait build --timeout 30s
+check "  it died without leaving" -- stderr_has "died without leaving: sleep 61"
+pkill -f -x "sleep 61" 2>/dev/null
 expect 0 "create --on-abandon break" -- "$WGCTL" create fragile --on-abandon break
 expect 0 "  a member joins" -- "$WGCTL" spawn fragile -- sleep 60
 kill -KILL "$(pgrep -f -n "wgctl spawn fragile -- sleep 60")" 2>/dev/null

@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -321,12 +322,76 @@ static void test_join_rules(void **state) {
         close(c);
 }
 
+/* Start the helper as uid/gid nobody (it execs like spawn_helper(), after dropping). */
+static pid_t member_as_nobody(const char *name, unsigned usec) {
+        const char *helper = getenv("WG_HELPER");
+        char usec_arg[16];
+        pid_t pid;
+
+        snprintf(usec_arg, sizeof(usec_arg), "%u", usec);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                closefrom(3);
+                if (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0)
+                        _exit(99);
+                execl(helper, helper, "member", name, "0", usec_arg, (char *) NULL);
+                _exit(127);
+        }
+        return pid;
+}
+
+/*
+ * A member that comes back from the fdstore is held by no connection; its uid's account must
+ * live on while it does, even when that uid owns no group and its other connections come and go.
+ */
+static void test_restored_member_of_another_uid(void **state) {
+        Harness *h = *state;
+        pid_t m, other;
+        int c;
+        wg *g;
+
+        if (geteuid() != 0)
+                skip();
+
+        harness_start(h, quiet);
+        c = pc_connect(h->socket_path);
+        pc_expect(pc_create(c, "shared", 0666, 0), 0);
+        close(c);
+        m = member_as_nobody("shared", 1000 * 1000);
+        wait_until_syscall(m, SYS_clock_nanosleep);
+
+        assert_int_equal(harness_stop(h, SIGKILL), 128 + SIGKILL);
+        harness_start(h, quiet);
+
+        /* Another connection of the same uid, opened and closed while the member is detached. */
+        other = fork();
+        assert_true(other >= 0);
+        if (other == 0) {
+                int fd;
+
+                if (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0)
+                        _exit(99);
+                fd = pc_connect(h->socket_path);
+                close(fd);
+                _exit(0);
+        }
+        assert_int_equal(reap(other), 0);
+
+        assert_int_equal(reap(m), 0); /* its leave, over a new connection, found its membership */
+        assert_int_equal(wg_open("shared", 0, &g), 0);
+        assert_int_equal(wg_wait(g, 10 * 1000000), 0);
+        wg_unref(g);
+        assert_int_equal(kill(h->pid, 0), 0); /* and wgd is alive */
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_killed_members, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_restart_with_members, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_break_policy, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_join_rules, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_restored_member_of_another_uid, setup, teardown),
         };
 
         if (getenv("WG_TEST_FILTER"))

@@ -45,7 +45,7 @@ Account *server_account(Server *s, uid_t uid) {
 }
 
 void server_account_release(Server *s, Account *a) {
-        if (a->n_connections > 0 || a->n_groups > 0)
+        if (a->n_connections > 0 || a->n_groups > 0 || a->n_members > 0)
                 return;
         LIST_REMOVE(accounts, s->accounts, a);
         free(a);

@@ -117,8 +117,10 @@ int wg_open(const char *name, uint64_t flags, wg **ret);
  *
  * Return: 0 on success; -EINVAL if @name is not a valid name, @flags is not 0 or @ret is NULL;
  * -ENOENT if there is no such group; -EACCES if its mode does not allow this process to write
- * it; -EOWNERDEAD if it is broken; -EDQUOT if the caller has as many memberships as wgd allows;
- * the connection errors of wg_open(); or any error of wg_from_fd().
+ * it; -EOWNERDEAD if it is broken; -EIDRM if it is being deleted; -EOVERFLOW if its counter is at
+ * the maximum; -EDQUOT if the caller has as many memberships as wgd allows; -ESRCH if wgd could
+ * not find this process to watch it; the connection errors of wg_open(); or any error of
+ * wg_from_fd().
  */
 int wg_join(const char *name, uint64_t flags, wg **ret);
 
@@ -131,9 +133,12 @@ int wg_join(const char *name, uint64_t flags, wg **ret);
  * The handle stays usable as a plain handle on the segment. If wgd was restarted since the join,
  * the leave goes over a new connection, and wgd knows the member again by its process.
  *
+ * On a group that broke or was reset since the join, the leave is recorded and succeeds, but
+ * there is no done to do: the generation it was for is over.
+ *
  * Return: 0 on success; -EINVAL if @g is NULL; -ENOTCONN if @g is not a member's handle (or left
- * already); -EOWNERDEAD if the group is broken; -EIDRM if it was deleted; the connection errors
- * of wg_open().
+ * already), or wgd does not know the membership (the group was deleted and made anew); -ENOENT
+ * if the group was deleted; the connection errors of wg_open().
  */
 int wg_leave(wg *g, int status);
 

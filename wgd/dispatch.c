@@ -124,11 +124,9 @@ static void reply_group_full(Client *c, uint64_t id, Group *g, uint64_t outcome_
         free(f);
 }
 
-/* The generation that ended last (for a group at its very first, a number no slot holds). */
+/* The generation that ended last, modulo 2^29 as libwg counts it (its slot tells if any did). */
 static uint64_t last_completed(Group *g) {
-        uint64_t gen = wg_state_generation(wg__state(g->handle));
-
-        return gen > 0 ? gen - 1 : UINT64_MAX;
+        return (wg_state_generation(wg__state(g->handle)) - 1) & WG_STATE_GEN_MASK;
 }
 
 static uint64_t now_realtime_usec(void) {

@@ -32,10 +32,10 @@ static uint64_t arg_idle_usec = UINT64_MAX; /* not given: 30 s when socket-activ
 static ServerLimits arg_limits = {
         .groups = 4096,
         .groups_per_uid = 1024,
-        .connections_per_uid = 256,
+        .connections_per_uid = 1024,
         .connections = 4096,
         .waits_per_connection = 64,
-        .members_per_uid = 4096,
+        .members_per_uid = 1024,
 };
 
 static void help(void) {
@@ -52,13 +52,15 @@ static void help(void) {
                "     --idle-timeout=SECONDS          Exit after this long with no group and no\n"
                "                                     client (default: 30 when socket-activated,\n"
                "                                     else never; 0: never)\n"
-               "     --max-groups=N                  Groups in all (default %u; at most the service's\n"
-               "                                     FileDescriptorStoreMax=, or restarts lose some)\n"
+               "     --max-groups=N                  Groups in all (default %u; with the members, within\n"
+               "                                     the service's FileDescriptorStoreMax=, or restarts\n"
+               "                                     lose some)\n"
                "     --max-groups-per-user=N         Groups one uid may own (default %u)\n"
                "     --max-connections-per-user=N    Connections of one uid (default %u)\n"
                "     --max-connections=N             Connections in all (default %u)\n"
                "     --max-waits-per-connection=N    Wait requests pending per connection (default %u)\n"
-               "     --max-members-per-user=N        Memberships one uid may hold (default %u)\n"
+               "     --max-members-per-user=N        Memberships one uid may hold (default %u; each holds\n"
+               "                                     a connection too)\n"
                "     --log-level=LEVEL               err, warning, notice, info (default) or debug\n"
                "\n"
                "Under systemd: socket activation (FileDescriptorName=control), Type=notify, the\n"

@@ -59,7 +59,7 @@ _wgctl() {
                 if [[ $cur == -* ]]; then
                         mapfile -t COMPREPLY < <(compgen -W '--help --version' -- "$cur")
                 else
-                        mapfile -t COMPREPLY < <(compgen -W 'create add done wait run spawn status list delete' -- "$cur")
+                        mapfile -t COMPREPLY < <(compgen -W 'create add done wait run spawn status list delete reset' -- "$cur")
                 fi
                 return
         fi
@@ -68,6 +68,10 @@ _wgctl() {
         case $prev in
         --mode)
                 mapfile -t COMPREPLY < <(compgen -W '0600 0640 0644 0660 0666' -- "$cur")
+                return
+                ;;
+        --on-abandon)
+                mapfile -t COMPREPLY < <(compgen -W 'done break' -- "$cur")
                 return
                 ;;
         --count | --timeout)
@@ -81,18 +85,18 @@ _wgctl() {
         # How many arguments the verb has before this one, leaving out options and their values.
         for ((i = verb_at + 1; i < cword; i++)); do
                 case ${words[i]} in
-                --count | --mode | --timeout) i=$((i + 1)) ;;
+                --count | --mode | --on-abandon | --timeout) i=$((i + 1)) ;;
                 -*) ;;
                 *) n=$((n + 1)) ;;
                 esac
         done
 
         case $verb in
-        create) opts='--count --mode --exist-ok' ;;
+        create) opts='--count --mode --exist-ok --on-abandon' ;;
         wait) opts='--timeout --progress --quiet' ;;
         status | list) opts='--json' ;;
         run | spawn) ((n >= 1)) && opts='--' ;;
-        add | done | delete) ;;
+        add | done | delete | reset) ;;
         *) return ;;
         esac
 

@@ -176,7 +176,7 @@ int verb_run(int argc, char **argv) {
         struct sigaction sa = { .sa_sigaction = forward, .sa_flags = SA_SIGINFO | SA_RESTART };
         char description[256];
         const char *name;
-        char **cmd;
+        char **cmd = NULL;
         int status, exec_errno, r;
         pid_t pid;
 
@@ -213,7 +213,7 @@ int verb_spawn(int argc, char **argv) {
         _cleanup_close_ int null = -EBADF;
         char description[256];
         const char *name;
-        char **cmd;
+        char **cmd = NULL;
         int report[2], r, result[2] = { 0, 0 };
         pid_t pid;
         ssize_t n;

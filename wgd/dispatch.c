@@ -49,14 +49,15 @@ static void reply_group(Client *c, uint64_t id, Group *g, int fd) {
 typedef struct FullInfo {
         Wg__V1__GroupInfo info;
         Wg__V1__Outcome outcome;
-        Wg__V1__Member members[INFO_MEMBERS_MAX];
-        Wg__V1__Member *pointers[INFO_MEMBERS_MAX];
+        size_t room; /* of members and pointers: sized to the group, at most INFO_MEMBERS_MAX */
+        Wg__V1__Member *members;
+        Wg__V1__Member **pointers;
 } FullInfo;
 
 static void full_info_add(FullInfo *f, const Member *m, const MemberRecord *r) {
         Wg__V1__Member *info;
 
-        if (f->info.n_members >= INFO_MEMBERS_MAX) {
+        if (f->info.n_members >= f->room) {
                 f->info.has_members_omitted = true;
                 f->info.members_omitted++;
                 return;
@@ -87,7 +88,7 @@ static void full_info(Group *g, uint64_t outcome_generation, FullInfo *f) {
                 if (m->generation == current)
                         full_info_add(f, m, NULL);
         first = g->n_records > GROUP_RECORDS ? g->n_records - GROUP_RECORDS : 0;
-        for (unsigned i = first; i < g->n_records; i++) {
+        for (unsigned i = first; g->records && i < g->n_records; i++) {
                 const MemberRecord *r = &g->records[i % GROUP_RECORDS];
 
                 if (r->generation == current ||
@@ -109,19 +110,30 @@ static void full_info(Group *g, uint64_t outcome_generation, FullInfo *f) {
 
 static void reply_group_full(Client *c, uint64_t id, Group *g, uint64_t outcome_generation) {
         Wg__V1__Response resp = WG__V1__RESPONSE__INIT;
-        FullInfo *f = malloc(sizeof(*f));
+        FullInfo f = {};
 
-        if (!f) {
-                client_reply_error(c, id, -ENOMEM, "Out of memory.");
-                return;
+        /* Room for every member and record there may be to show, and no allocation for none. */
+        f.room = g->n_members + (g->records ? GROUP_RECORDS : 0);
+        if (f.room > INFO_MEMBERS_MAX)
+                f.room = INFO_MEMBERS_MAX;
+        if (f.room > 0) {
+                f.members = calloc(f.room, sizeof(*f.members));
+                f.pointers = calloc(f.room, sizeof(*f.pointers));
+                if (!f.members || !f.pointers) {
+                        free(f.members);
+                        free(f.pointers);
+                        client_reply_error(c, id, -ENOMEM, "Out of memory.");
+                        return;
+                }
         }
-        full_info(g, outcome_generation, f);
+        full_info(g, outcome_generation, &f);
         resp.has_id = true;
         resp.id = id;
         resp.result_case = WG__V1__RESPONSE__RESULT_GROUP;
-        resp.group = &f->info;
+        resp.group = &f.info;
         client_reply(c, &resp, -EBADF);
-        free(f);
+        free(f.members);
+        free(f.pointers);
 }
 
 /* The generation that ended last, modulo 2^29 as libwg counts it (its slot tells if any did). */

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <search.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,18 +24,19 @@
 #include "wg-private.h"
 #include "wgd.h"
 
+/*
+ * A Group begins with its name, so the tree compares names, and a lookup's key is the name
+ * itself: no Group to build (it is large) for every request.
+ */
+static_assert(offsetof(Group, name) == 0, "Group starts with its name");
+
 static int compare_groups(const void *a, const void *b) {
-        return strcmp(((const Group *) a)->name, ((const Group *) b)->name);
+        return strcmp((const char *) a, (const char *) b);
 }
 
 Group *group_find(Server *s, const char *name) {
-        Group key = {};
-        void *found;
+        void *found = tfind(name, &s->groups, compare_groups);
 
-        if (strlen(name) > WG_NAME_MAX)
-                return NULL;
-        strcpy(key.name, name);
-        found = tfind(&key, &s->groups, compare_groups);
         return found ? *(Group **) found : NULL;
 }
 
@@ -160,6 +162,7 @@ Group *group_free(Group *g) {
                 server_account_release(s, g->account);
         }
         wg_unref(g->handle);
+        free(g->records);
         free(g);
         return NULL;
 }

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -234,6 +235,20 @@ static int on_signal(sd_event_source *source, const struct signalfd_siginfo *si,
         return sd_event_exit(sd_event_source_get_event(source), 0);
 }
 
+/*
+ * One fd per group, per connection, per member: raise the soft limit to the hard one, as
+ * systemd's own daemons do (wgd never uses select(), so a high soft limit is safe).
+ */
+static void bump_nofile(void) {
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+                return;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                log_debug_errno(negative_errno(), "Failed to raise the fd limit, ignoring: %m");
+}
+
 static int run(void) {
         sd_event *event = NULL;
         Server *s = NULL;
@@ -247,6 +262,7 @@ static int run(void) {
         sigprocmask(SIG_BLOCK, &mask, NULL);
         signal(SIGPIPE, SIG_IGN);
         umask(0022);
+        bump_nofile();
 
         r = sd_event_new(&event);
         if (r < 0)

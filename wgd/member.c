@@ -240,7 +240,15 @@ Member *member_free(Member *m) {
 
 static void record(Member *m, Wg__V1__MemberState state, int32_t status) {
         Group *g = m->group;
-        MemberRecord *r = &g->records[g->n_records++ % GROUP_RECORDS];
+        MemberRecord *r;
+
+        /* Most groups never have a member: their ring is allocated when one first ends. */
+        if (!g->records) {
+                g->records = calloc(GROUP_RECORDS, sizeof(MemberRecord));
+                if (!g->records)
+                        return; /* the counts, in the segment, are what matter */
+        }
+        r = &g->records[g->n_records++ % GROUP_RECORDS];
 
         *r = (MemberRecord) {
                 .id = m->id,

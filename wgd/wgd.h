@@ -67,8 +67,8 @@ struct Account {
 };
 
 struct Group {
+        char name[WG_NAME_MAX + 1]; /* first: the tree's comparison reads a Group as its name */
         Server *server;
-        char name[WG_NAME_MAX + 1];
         wg *handle;
         uid_t owner;
         gid_t gid;
@@ -83,8 +83,8 @@ struct Group {
         Wg__V1__AbandonPolicy on_abandon;
         Member *members;
         unsigned n_members;
-        MemberRecord records[GROUP_RECORDS]; /* a ring: how the last members ended */
-        unsigned n_records;                  /* ever recorded; the ring holds the last few */
+        MemberRecord *records; /* a ring of GROUP_RECORDS: how the last members ended; on first use */
+        unsigned n_records;    /* ever recorded; the ring holds the last few */
 };
 
 struct Member {

@@ -7,6 +7,9 @@
 #                              pipeline coordinated by wgctl: examples/pipeline.sh)
 #   tools/bootstrap.sh test    install what is missing, build, run every test: the plain build,
 #                              the same tests under valgrind, and an ASan+UBSan build
+#   tools/bootstrap.sh bench   install what is missing (Redis, GNU parallel too), build,
+#                              run every benchmark of bench/ (a few minutes; see
+#                              docs/benchmarks.md)
 #   tools/bootstrap.sh deps    only install what is missing
 #
 # Packages come from apt-get (as root, or through sudo). Build directories: build/ and
@@ -34,14 +37,21 @@ packages=(
     procps
 )
 
+# What only the benchmarks need: the peers they measure wg against.
+bench_packages=(
+    redis-server
+    redis-tools
+    parallel
+)
+
 usage() {
-    echo "usage: $0 demo|test|deps" >&2
+    echo "usage: $0 demo|test|bench|deps" >&2
     exit 2
 }
 
 install_deps() {
     local missing=() p
-    for p in "${packages[@]}"; do
+    for p in "${packages[@]}" "$@"; do
         dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
     done
     [ ${#missing[@]} -eq 0 ] && return 0
@@ -110,6 +120,14 @@ test)
     echo
     echo "$passed passed, $failed failed, $skipped skipped"
     [ "$failed" -eq 0 ]
+    ;;
+bench)
+    install_deps "${bench_packages[@]}"
+    for b in bench/run-*.sh; do
+        echo
+        echo "=== $b"
+        "$b"
+    done
     ;;
 *)
     usage

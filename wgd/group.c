@@ -149,8 +149,16 @@ Group *group_free(Group *g) {
                 return NULL;
         s = g->server;
 
-        LIST_FOREACH(by_group, w, g->waits)
-                wait_complete(w, -ESHUTDOWN);
+        if (g->waits) {
+                LIST_FOREACH(by_group, w, g->waits)
+                        wait_complete(w, -ESHUTDOWN);
+                /*
+                 * The watcher must let go of this segment's word before the segment is unmapped:
+                 * a watcher thread that meets an unmapped word gets EFAULT, and the new set it is
+                 * handed here is what tells it to look again (watcher.c).
+                 */
+                (void) server_rearm_watch(s);
+        }
         /* Members stay in the fdstore: a restarted wgd finds them, alive or dead. */
         while (g->members)
                 member_free(g->members);
@@ -173,6 +181,7 @@ void group_delete(Group *g) {
 
         LIST_FOREACH(by_group, w, g->waits)
                 wait_complete(w, -EIDRM);
+        (void) server_rearm_watch(g->server); /* before group_free() unmaps: see there */
         while (g->members)
                 member_forget(g->members);
 

@@ -137,8 +137,13 @@ static void *watch_thread(void *p) {
                 if (r == 0)
                         continue; /* woken on the control word, which did not change: spurious */
 
-                /* r > 0: a watched word was woken. EAGAIN: one differed already. Either way, tell. */
-                if (r > 0 || errno == EAGAIN) {
+                /*
+                 * r > 0: a watched word was woken. EAGAIN: one differed already. Anything else
+                 * (EFAULT for a word unmapped under us, should the loop ever fail to hand over a
+                 * new set first): tell too, so that the loop looks and hands over a set that works,
+                 * rather than this thread sleeping on nothing.
+                 */
+                {
                         uint64_t one = 1;
 
                         (void) write(w->eventfd, &one, sizeof(one));

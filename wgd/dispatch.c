@@ -478,6 +478,10 @@ static int on_wait_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
 
 static void op_wait(Client *c, uint64_t id, const Wg__V1__Wait *m) {
         uint64_t timeout = m->has_timeout_usec ? m->timeout_usec : UINT64_MAX, st;
+
+        /* Past what sd-event can arm (centuries): forever. */
+        if (timeout >= UINT64_MAX / 2)
+                timeout = UINT64_MAX;
         Group *g;
         Wait *w;
         int r;
@@ -644,6 +648,16 @@ void dispatch_record(Client *c, const uint8_t *buf, size_t len) {
         req = wg__v1__request__unpack(NULL, len, buf);
         if (!req) {
                 client_reply_error(c, 0, -EBADMSG, "Not a wg.v1.Request.");
+                return;
+        }
+        /*
+         * protobuf-c cuts a string at its first NUL, so "ab\0cd" would name group "ab". Packed
+         * again, such a request comes out shorter than it came in: refuse it. (So does one with a
+         * field twice, or a varint longer than it needs to be, which no protobuf library writes.)
+         */
+        if (wg__v1__request__get_packed_size(req) != len) {
+                client_reply_error(c, req->has_id ? req->id : 0, -EBADMSG,
+                                   "A string of the request holds a NUL, or the request is not in canonical form.");
                 return;
         }
         id = req->has_id ? req->id : 0;

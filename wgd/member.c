@@ -69,7 +69,7 @@ static int peer_pidfd(Client *c) {
          */
         fd = (int) syscall(SYS_pidfd_open, c->peer.pid, 0);
         if (fd < 0)
-                return negative_errno();
+                return negative_errno(); /* ENOSYS: kernels before 5.3, and valgrind before 3.20 */
         if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
                 safe_close(fd);
                 return negative_errno();
@@ -130,9 +130,11 @@ static int on_pidfd(sd_event_source *s, int fd, uint32_t revents, void *userdata
 static int member_attach(Member *m, Group *g) {
         int r;
 
-        r = sd_event_add_io(g->server->event, &m->pidfd_source, m->pidfd, EPOLLIN, on_pidfd, m);
-        if (r < 0)
-                return r;
+        if (m->pidfd >= 0) {
+                r = sd_event_add_io(g->server->event, &m->pidfd_source, m->pidfd, EPOLLIN, on_pidfd, m);
+                if (r < 0)
+                        return r;
+        }
 
         m->group = g;
         LIST_PREPEND(by_group, g->members, m);
@@ -163,7 +165,10 @@ int member_join(Client *c, Group *g, const char *description, Member **ret) {
                 m->id = m->joined_usec ^ ((uint64_t) m->pid << 40);
 
         m->pidfd = peer_pidfd(c);
-        if (m->pidfd < 0 || !pidfd_alive(m->pidfd)) {
+        if (m->pidfd == -ENOSYS)
+                /* No pidfds at all: the connection alone holds the membership (and no restart does). */
+                log_debug("No pidfd for member %d: watching its connection only.", (int) m->pid);
+        else if (m->pidfd < 0 || !pidfd_alive(m->pidfd)) {
                 r = m->pidfd < 0 ? m->pidfd : -ESRCH;
                 safe_close(m->pidfd);
                 free(m);
@@ -197,7 +202,7 @@ int member_join(Client *c, Group *g, const char *description, Member **ret) {
         }
         LIST_PREPEND(by_client, c->members, m);
 
-        {
+        if (m->pidfd >= 0) {
                 char fdname[256], msg[300];
 
                 if (member_fdname(m, fdname, sizeof(fdname)) >= 0) {

@@ -333,34 +333,27 @@ int wg__reset(wg *g, uint64_t *ret_old) {
         return 0;
 }
 
-_public_ int wg_get_count(wg *g, uint64_t *ret) {
-        uint64_t s;
-        int r;
+/* The getters: one look at the state word, refused as every operation refuses it. */
+static int state_get(wg *g, uint64_t (*field)(uint64_t s), uint64_t *ret) {
+        uint64_t s = state_load(g);
+        int r = wg_state_check(s);
 
-        assert_return(g, -EINVAL);
-        assert_return(ret, -EINVAL);
-
-        s = state_load(g);
-        r = wg_state_check(s);
         if (r < 0)
                 return r;
-
-        *ret = wg_state_count(s);
+        *ret = field(s);
         return 0;
 }
 
-_public_ int wg_get_generation(wg *g, uint64_t *ret) {
-        uint64_t s;
-        int r;
-
+_public_ int wg_get_count(wg *g, uint64_t *ret) {
         assert_return(g, -EINVAL);
         assert_return(ret, -EINVAL);
 
-        s = state_load(g);
-        r = wg_state_check(s);
-        if (r < 0)
-                return r;
+        return state_get(g, wg_state_count, ret);
+}
 
-        *ret = wg_state_generation(s);
-        return 0;
+_public_ int wg_get_generation(wg *g, uint64_t *ret) {
+        assert_return(g, -EINVAL);
+        assert_return(ret, -EINVAL);
+
+        return state_get(g, wg_state_generation, ret);
 }

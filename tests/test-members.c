@@ -30,23 +30,6 @@
 
 static const char *const quiet[] = { "--idle-timeout=0", "--log-level=warning", NULL };
 
-static int setup(void **state) {
-        Harness *h = calloc(1, sizeof(*h));
-
-        assert_non_null(h);
-        harness_init(h);
-        *state = h;
-        return 0;
-}
-
-static int teardown(void **state) {
-        Harness *h = *state;
-
-        harness_done(h);
-        free(h);
-        return 0;
-}
-
 static uint64_t monotonic_usec(void) {
         struct timespec ts;
 
@@ -387,11 +370,11 @@ static void test_restored_member_of_another_uid(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test_setup_teardown(test_killed_members, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_restart_with_members, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_break_policy, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_join_rules, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_restored_member_of_another_uid, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_killed_members, harness_setup, harness_teardown),
+                cmocka_unit_test_setup_teardown(test_restart_with_members, harness_setup, harness_teardown),
+                cmocka_unit_test_setup_teardown(test_break_policy, harness_setup, harness_teardown),
+                cmocka_unit_test_setup_teardown(test_join_rules, harness_setup, harness_teardown),
+                cmocka_unit_test_setup_teardown(test_restored_member_of_another_uid, harness_setup, harness_teardown),
         };
 
         if (getenv("WG_TEST_FILTER"))

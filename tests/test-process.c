@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "macro.h"
+#include "seqpacket.h"
 #include "test-util.h"
 #include "wg.h"
 
@@ -37,28 +38,6 @@ static uint64_t generation_of(wg *g) {
         return v;
 }
 
-static void send_fd(int sock, int fd) {
-        char byte = 'w';
-        struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
-        union {
-                struct cmsghdr h;
-                char buf[CMSG_SPACE(sizeof(int))];
-        } control = {};
-        struct msghdr mh = {
-                .msg_iov = &iov,
-                .msg_iovlen = 1,
-                .msg_control = &control,
-                .msg_controllen = sizeof(control),
-        };
-        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &fd, sizeof(int));
-        assert_int_equal(sendmsg(sock, &mh, MSG_NOSIGNAL), 1);
-}
-
 /* Start a helper that receives the segment over a unix socket, and send it. */
 static pid_t spawn_over_socket(wg *g, const char *const *ops) {
         const char *argv[16] = { "recv", "3" };
@@ -73,7 +52,7 @@ static pid_t spawn_over_socket(wg *g, const char *const *ops) {
         assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, s), 0);
         pid = spawn_helper(&s[1], 1, argv);
         close(s[1]);
-        send_fd(s[0], wg_fd(g));
+        assert_int_equal(seqpacket_send(s[0], "w", 1, wg_fd(g), 0), 0);
         close(s[0]);
         return pid;
 }

@@ -35,23 +35,6 @@
 
 static const char *const quiet[] = { "--idle-timeout=0", "--log-level=warning", NULL };
 
-static int setup(void **state) {
-        Harness *h = calloc(1, sizeof(*h));
-
-        assert_non_null(h);
-        harness_init(h);
-        *state = h;
-        return 0;
-}
-
-static int teardown(void **state) {
-        Harness *h = *state;
-
-        harness_done(h);
-        free(h);
-        return 0;
-}
-
 /* Is wgd (built like this test) running under valgrind or a sanitizer? */
 static bool running_checked(void) {
 #if defined(__SANITIZE_ADDRESS__)
@@ -761,16 +744,16 @@ static void test_socket_activation(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test_setup_teardown(test_lifecycle, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_delete_wakes_waiters, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_other_uid, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_connection_limit, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_restart, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_many_watched_groups, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_self_bound, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_socket_activation, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_lifecycle, harness_setup, harness_teardown),
+                cmocka_unit_test_setup_teardown(test_delete_wakes_waiters, harness_setup, harness_teardown),
+                cmocka_unit_test_setup_teardown(test_errors, harness_setup, harness_teardown),
+                cmocka_unit_test_setup_teardown(test_other_uid, harness_setup, harness_teardown),
+                cmocka_unit_test_setup_teardown(test_connection_limit, harness_setup, harness_teardown),
+                cmocka_unit_test_setup_teardown(test_bad_input, harness_setup, harness_teardown),
+                cmocka_unit_test_setup_teardown(test_restart, harness_setup, harness_teardown),
+                cmocka_unit_test_setup_teardown(test_many_watched_groups, harness_setup, harness_teardown),
+                cmocka_unit_test_setup_teardown(test_self_bound, harness_setup, harness_teardown),
+                cmocka_unit_test_setup_teardown(test_socket_activation, harness_setup, harness_teardown),
         };
 
         if (getenv("WG_TEST_FILTER"))

@@ -35,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "seqpacket.h"
 #include "wg.h"
 
 static const struct {
@@ -88,31 +89,12 @@ static wg *attach(int fd) {
 
 static int recv_fd(int sock) {
         char byte;
-        struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
-        union {
-                struct cmsghdr h;
-                char buf[CMSG_SPACE(sizeof(int))];
-        } control = {};
-        struct msghdr mh = {
-                .msg_iov = &iov,
-                .msg_iovlen = 1,
-                .msg_control = &control,
-                .msg_controllen = sizeof(control),
-        };
-        struct cmsghdr *c;
         int fd;
 
-        if (recvmsg(sock, &mh, MSG_CMSG_CLOEXEC) <= 0 || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+        if (seqpacket_recv(sock, &byte, 1, &fd, 0) != 1 || fd < 0) {
                 fprintf(stderr, "wg-helper: no fd received\n");
                 exit(1);
         }
-        c = CMSG_FIRSTHDR(&mh);
-        if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
-            c->cmsg_len != CMSG_LEN(sizeof(int))) {
-                fprintf(stderr, "wg-helper: message without one fd\n");
-                exit(1);
-        }
-        memcpy(&fd, CMSG_DATA(c), sizeof(int));
         (void) close(sock);
         return fd;
 }

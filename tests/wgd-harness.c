@@ -562,3 +562,20 @@ int connect_retry(const char *path) {
         fail_msg("nobody listens on %s", path);
         return -1;
 }
+
+int harness_setup(void **state) {
+        Harness *h = calloc(1, sizeof(*h));
+
+        assert_non_null(h);
+        harness_init(h);
+        *state = h;
+        return 0;
+}
+
+int harness_teardown(void **state) {
+        Harness *h = *state;
+
+        harness_done(h);
+        free(h);
+        return 0;
+}

@@ -51,6 +51,10 @@ int harness_stop(Harness *h, int sig);
 /* Stop wgd if it runs, close everything, remove the directory. */
 void harness_done(Harness *h);
 
+/* cmocka setup and teardown: a Harness in *state, made and undone around each test. */
+int harness_setup(void **state);
+int harness_teardown(void **state);
+
 /* Number of stored fds whose name starts with "wg." and ends with ".@group". */
 size_t harness_stored(Harness *h, const char *group);
 

@@ -122,6 +122,10 @@ check "  and names it, with its status" -- stderr_has "failed with status 139: s
 expect 127 "spawn of a command that does not exist" -- "$WGCTL" spawn build -- /nonexistent/command
 expect 1 "  its leave is done too, as a failure" -- "$WGCTL" wait build --timeout 30s
 check "  with status 127" -- stderr_has "failed with status 127"
+expect 1 "progress counts failures as members end" -- bash -c \
+    "'$WGCTL' spawn build -- sh -c 'sleep 0.2; exit 3' && '$WGCTL' spawn build -- sleep 0.6 &&
+     '$WGCTL' wait build --timeout 30s --progress"
+check "  1 of 2 done, 1 failed, before the end" -- stderr_has "1/2 done, 1 failed"
 
 # --- members ----------------------------------------------------------------------------------
 expect 0 "a generation of members that all succeed" -- \

@@ -107,13 +107,21 @@ typedef struct Progress {
         int width;
 } Progress;
 
-static void progress_draw(Progress *p, uint64_t left, bool final) {
+/*
+ * One frame: done/total of the generation, how many of its members failed so far (wgd counts
+ * them in the segment as they end, before their done), and the time since the wait began.
+ */
+static void progress_draw(Progress *p, wg *g, uint64_t generation, uint64_t left, bool final) {
         double elapsed = (double) (now_usec() - p->start) / 1e6;
+        char failures[48] = "";
+        struct wg_outcome o;
         uint64_t done;
 
         if (left > p->total)
                 p->total = left;
         done = p->total - left;
+        if (wg__outcome(g, generation, &o) >= 0 && o.failed + o.abandoned > 0)
+                snprintf(failures, sizeof(failures), ", %u failed", o.failed + o.abandoned);
 
         if (p->tty) {
                 int filled = p->total > 0 ? (int) (done * (uint64_t) p->width / p->total) : p->width;
@@ -121,9 +129,10 @@ static void progress_draw(Progress *p, uint64_t left, bool final) {
                 fprintf(stderr, "\r\033[K[");
                 for (int i = 0; i < p->width; i++)
                         fputc(i < filled ? '#' : '.', stderr);
-                fprintf(stderr, "] %" PRIu64 "/%" PRIu64 " done  %.1fs%s", done, p->total, elapsed, final ? "\n" : "");
+                fprintf(stderr, "] %" PRIu64 "/%" PRIu64 " done%s  %.1fs%s", done, p->total, failures, elapsed,
+                        final ? "\n" : "");
         } else if (p->lines && (left != p->last_left || final))
-                fprintf(stderr, "%" PRIu64 "/%" PRIu64 " done, %.1fs\n", done, p->total, elapsed);
+                fprintf(stderr, "%" PRIu64 "/%" PRIu64 " done%s, %.1fs\n", done, p->total, failures, elapsed);
         p->last_left = left;
         fflush(stderr);
 }
@@ -334,13 +343,13 @@ int verb_wait(int argc, char **argv) {
 
                         if (tick < until)
                                 until = tick;
-                        progress_draw(&p, wg_state_count(wg__state(g)), false);
+                        progress_draw(&p, g, gen, wg_state_count(wg__state(g)), false);
                 }
 
                 r = wg__wait_generation(g, gen, until);
                 if (r == 0) {
                         if (drawing)
-                                progress_draw(&p, 0, true);
+                                progress_draw(&p, g, gen, 0, true);
                         return wait_outcome(name, g, gen);
                 }
                 if (r == -ETIMEDOUT && until < deadline)

@@ -102,6 +102,22 @@ static void test_lifecycle(void **state) {
         pc_free(r);
         assert_int_equal(harness_stored(h, "build.42"), 1);
 
+        /* Type=notify: the status says what wgd holds, and the watchdog is fed. */
+        pthread_mutex_lock(&h->mutex);
+        assert_non_null(strstr(h->status, "1 groups"));
+        pthread_mutex_unlock(&h->mutex);
+        for (unsigned i = 0;; i++) {
+                unsigned pings;
+
+                pthread_mutex_lock(&h->mutex);
+                pings = h->n_watchdog;
+                pthread_mutex_unlock(&h->mutex);
+                if (pings >= 2)
+                        break;
+                assert_true(i < 200); /* 20 s, for pings due every 0.2 s */
+                usleep(100 * 1000);
+        }
+
         /* A program that opens it by name sees the same counter, and waits on it. */
         waiter = helper((const char *[]) { "named", "build.42", "0", "count:2", "wait:30000000", NULL });
         wait_until_futex_sleep(waiter);
@@ -152,6 +168,7 @@ static void test_lifecycle(void **state) {
         close(c);
         assert_int_equal(harness_stop(h, 0), 0);
         assert_int_equal(harness_stored(h, "kept"), 1);
+        assert_true(h->stopping); /* STOPPING=1 came before the exit */
 }
 
 /* Deleting wakes every waiter with EIDRM: in wgd, and on the segment's futex in other programs. */

@@ -102,6 +102,12 @@ static bool notify_one(Harness *h, int flags) {
                         remove = true;
                 else if (strncmp(line, "FDNAME=", 7) == 0)
                         fdname = line + 7;
+                else if (strcmp(line, "WATCHDOG=1") == 0)
+                        h->n_watchdog++;
+                else if (strcmp(line, "STOPPING=1") == 0)
+                        h->stopping = true;
+                else if (strncmp(line, "STATUS=", 7) == 0)
+                        snprintf(h->status, sizeof(h->status), "%s", line + 7);
         }
 
         if (store && fdname) {
@@ -156,7 +162,8 @@ static void *pump_thread(void *p) {
 }
 
 void harness_start(Harness *h, const char *const *args) {
-        static char names[HARNESS_STORE_MAX * 260 + 32], fds_env[32], pid_env[32], notify_env[320];
+        static char names[HARNESS_STORE_MAX * 260 + 32], fds_env[32], pid_env[32], notify_env[320],
+                watchdog_env[64];
         extern char **environ;
         const char *wgd = getenv("WG_WGD");
         size_t n_args = 0, n_env = 0;
@@ -174,7 +181,7 @@ void harness_start(Harness *h, const char *const *args) {
          * the child may only make plain system calls until it execs.
          */
         const char *argv[n_args + 2];
-        const char *envp[n_env + 5];
+        const char *envp[n_env + 6];
         size_t k = 0;
 
         argv[0] = wgd;
@@ -182,16 +189,22 @@ void harness_start(Harness *h, const char *const *args) {
                 argv[i + 1] = args[i];
         argv[n_args + 1] = NULL;
         for (size_t i = 0; i < n_env; i++)
-                if (strncmp(environ[i], "LISTEN_", 7) != 0 && strncmp(environ[i], "NOTIFY_SOCKET=", 14) != 0)
+                if (strncmp(environ[i], "LISTEN_", 7) != 0 && strncmp(environ[i], "NOTIFY_SOCKET=", 14) != 0 &&
+                    strncmp(environ[i], "WATCHDOG_", 9) != 0)
                         envp[k++] = environ[i];
         envp[k++] = names;
         envp[k++] = fds_env;
         envp[k++] = pid_env;
         envp[k++] = notify_env;
+        envp[k++] = watchdog_env;
         envp[k] = NULL;
+
+        snprintf(watchdog_env, sizeof(watchdog_env), "WATCHDOG_USEC=%u", HARNESS_WATCHDOG_USEC);
 
         pthread_mutex_lock(&h->mutex);
         h->ready = false;
+        h->stopping = false;
+        h->n_watchdog = 0;
         strcpy(names, "LISTEN_FDNAMES=control");
         for (size_t i = 0; i < h->n_store; i++) {
                 strcat(names, ":");

@@ -32,9 +32,17 @@ typedef struct Harness {
         pid_t pid;
         bool ready;
         pthread_t pump;
-        pthread_mutex_t mutex; /* the store and ready, shared with the pump thread */
+        pthread_mutex_t mutex; /* the store and what wgd said, shared with the pump thread */
         bool stop;
+
+        /* What else wgd told "systemd" (under mutex; read with harness_pump() first). */
+        unsigned n_watchdog; /* WATCHDOG=1 pings: the harness sets WATCHDOG_USEC */
+        bool stopping;       /* STOPPING=1 */
+        char status[128];    /* the last STATUS= */
 } Harness;
+
+/* The harness's watchdog interval for wgd: pings come twice as often. */
+#define HARNESS_WATCHDOG_USEC 400000
 
 /* Make the sockets in a fresh directory (everybody may enter it) and point $WGD_SOCKET there. */
 void harness_init(Harness *h);

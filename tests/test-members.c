@@ -305,21 +305,26 @@ static void test_join_rules(void **state) {
         close(c);
 }
 
-/* Start the helper as uid/gid nobody (it execs like spawn_helper(), after dropping). */
+/*
+ * A member of uid/gid nobody: a child that drops to it and joins in-process (no exec: the build
+ * tree may be where nobody cannot go), sleeps, and leaves.
+ */
 static pid_t member_as_nobody(const char *name, unsigned usec) {
-        const char *helper = getenv("WG_HELPER");
-        char usec_arg[16];
-        pid_t pid;
+        pid_t pid = fork();
 
-        snprintf(usec_arg, sizeof(usec_arg), "%u", usec);
-        pid = fork();
         assert_true(pid >= 0);
         if (pid == 0) {
-                closefrom(3);
+                wg *g;
+
                 if (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0)
                         _exit(99);
-                execl(helper, helper, "member", name, "0", usec_arg, (char *) NULL);
-                _exit(127);
+                if (wg_join(name, 0, &g) < 0)
+                        _exit(10);
+                sleep_usec(usec);
+                if (wg_leave(g, 0) < 0)
+                        _exit(11);
+                wg_unref(g);
+                _exit(0);
         }
         return pid;
 }

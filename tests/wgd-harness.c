@@ -311,7 +311,7 @@ size_t harness_stored(Harness *h, const char *group) {
         for (size_t i = 0; i < h->n_store; i++) {
                 size_t l = strlen(h->store[i].name);
 
-                if (strncmp(h->store[i].name, "wg.", 3) == 0 && l > len &&
+                if (strncmp(h->store[i].name, "wg1.", 4) == 0 && l > len &&
                     strcmp(h->store[i].name + l - len, group) == 0 && h->store[i].name[l - len - 1] == '.')
                         n++;
         }

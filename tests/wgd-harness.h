@@ -63,7 +63,7 @@ void harness_done(Harness *h);
 int harness_setup(void **state);
 int harness_teardown(void **state);
 
-/* Number of stored fds whose name starts with "wg." and ends with ".@group". */
+/* Number of stored fds whose name starts with "wg1." and ends with ".@group". */
 size_t harness_stored(Harness *h, const char *group);
 
 /* How many fds and how much resident memory (KiB) process @pid has. */

@@ -41,7 +41,7 @@ Group *group_find(Server *s, const char *name) {
 }
 
 /*
- * "wg.UID.GID.MODE.CREATED.POLICY.NAME", MODE in octal, POLICY the AbandonPolicy's number: the
+ * "wg1.UID.GID.MODE.CREATED.POLICY.NAME", MODE in octal, POLICY the AbandonPolicy's number: the
  * fixed fields first, so that the name, which may itself contain dots, is simply the rest.
  * Within FDNAME's rules (printable, no ':', < 256).
  */

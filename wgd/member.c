@@ -110,7 +110,7 @@ static char *describe(pid_t pid, const char *given) {
         return strdup(buf);
 }
 
-/* "wm.ID.GENERATION.JOINED.PID.UID.GROUP": what a restarted wgd needs, besides the pidfd. */
+/* "wm1.ID.GENERATION.JOINED.PID.UID.GROUP": what a restarted wgd needs, besides the pidfd. */
 static int member_fdname(const Member *m, char *buf, size_t size) {
         int n = snprintf(buf, size, MEMBER_FDNAME_PREFIX "%" PRIx64 ".%" PRIu64 ".%" PRIu64 ".%d.%u.%s", m->id,
                          m->generation, m->joined_usec, (int) m->pid, (unsigned) m->account->uid, m->group->name);

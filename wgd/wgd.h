@@ -212,8 +212,11 @@ int member_restore(Server *s, const char *fdname, int pidfd);
 void member_info(const Member *m, Wg__V1__Member *info);
 void member_record_info(const MemberRecord *r, Wg__V1__Member *info);
 
-/* The prefix of the fdstore names of members' pidfds. */
-#define MEMBER_FDNAME_PREFIX "wm."
+/*
+ * The prefix of the fdstore names of members' pidfds. The number is the format's version: a wgd
+ * that changes the format takes the old one back too, and drops what it cannot read.
+ */
+#define MEMBER_FDNAME_PREFIX "wm1."
 
 /* group.c */
 int group_new(Server *s, const char *name, uid_t owner, gid_t gid, uint32_t mode,
@@ -230,5 +233,5 @@ void group_foreach(Server *s, void (*f)(Group *g, void *userdata), void *userdat
 #define ACCESS_READ 04
 #define ACCESS_WRITE 02
 
-/* The prefix of the fdstore names of group segments. */
-#define GROUP_FDNAME_PREFIX "wg."
+/* The prefix of the fdstore names of group segments; versioned as MEMBER_FDNAME_PREFIX is. */
+#define GROUP_FDNAME_PREFIX "wg1."

@@ -590,6 +590,37 @@ static void test_bad_input(void **state) {
         close(bystander);
 }
 
+/* Out of fds: wgd stops accepting for a while instead of spinning, and serves again after. */
+static void test_out_of_fds(void **state) {
+        enum { N = 40 };
+        Harness *h = *state;
+        unsigned long before, after;
+        int c[N];
+
+        /* Valgrind keeps fds of its own within the limit: it cannot start wgd with so few. */
+        if (getenv("WG_TEST_SLOW"))
+                skip();
+
+        h->nofile = 24;
+        harness_start(h, (const char *[]) { "--idle-timeout=0", "--log-level=err", NULL });
+        for (unsigned i = 0; i < N; i++)
+                c[i] = pc_connect(h->socket_path); /* into the backlog, past what wgd can take */
+        usleep(200 * 1000);
+
+        /* A spinning accept() loop would burn most of this half second; pausing, nearly none. */
+        before = proc_cpu_ticks(h->pid);
+        usleep(500 * 1000);
+        after = proc_cpu_ticks(h->pid);
+        if (after - before >= (unsigned long) sysconf(_SC_CLK_TCK) / 4)
+                fail_msg("wgd used %lu ticks in 0.5 s while out of fds", after - before);
+
+        for (unsigned i = 0; i < N; i++)
+                close(c[i]);
+        c[0] = pc_connect(h->socket_path);
+        pc_expect(pc_stat(c[0], "none"), ENOENT);
+        close(c[0]);
+}
+
 /*
  * wgd killed and started again with what the fdstore kept: every group comes back with its
  * count and metadata, and programs holding a mapping keep working while wgd is gone.
@@ -768,6 +799,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_connection_limit, harness_setup, harness_teardown),
                 cmocka_unit_test_setup_teardown(test_bad_input, harness_setup, harness_teardown),
                 cmocka_unit_test_setup_teardown(test_restart, harness_setup, harness_teardown),
+                cmocka_unit_test_setup_teardown(test_out_of_fds, harness_setup, harness_teardown),
                 cmocka_unit_test_setup_teardown(test_many_watched_groups, harness_setup, harness_teardown),
                 cmocka_unit_test_setup_teardown(test_self_bound, harness_setup, harness_teardown),
                 cmocka_unit_test_setup_teardown(test_socket_activation, harness_setup, harness_teardown),

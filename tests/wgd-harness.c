@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -229,6 +230,13 @@ void harness_start(Harness *h, const char *const *args) {
                                 _exit(121);
                 closefrom(4 + (int) h->n_store);
 
+                if (h->nofile > 0) {
+                        struct rlimit rl = { .rlim_cur = h->nofile, .rlim_max = h->nofile };
+
+                        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                                _exit(122);
+                }
+
                 /* LISTEN_PID is the one thing only the child knows. */
                 {
                         char digits[16];
@@ -362,6 +370,23 @@ void proc_settle_sockets(pid_t pid, unsigned n) {
                         fail_msg("wgd still has %u sockets, not %u", proc_socket_count(pid), n);
                 usleep(10 * 1000);
         }
+}
+
+unsigned long proc_cpu_ticks(pid_t pid) {
+        char path[64], buf[1024], *p;
+        unsigned long utime = 0, stime = 0;
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
+        f = fopen(path, "re");
+        assert_non_null(f);
+        assert_non_null(fgets(buf, sizeof(buf), f));
+        fclose(f);
+        /* After the command name, which may hold anything but ends at the last ')'. */
+        p = strrchr(buf, ')');
+        assert_non_null(p);
+        assert_int_equal(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime), 2);
+        return utime + stime;
 }
 
 unsigned long proc_rss_kib(pid_t pid) {

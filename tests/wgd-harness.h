@@ -36,6 +36,7 @@ typedef struct Harness {
         bool stop;
 
         /* What else wgd told "systemd" (under mutex; read with harness_pump() first). */
+        unsigned nofile;     /* if not 0, wgd's RLIMIT_NOFILE, soft and hard */
         unsigned n_watchdog; /* WATCHDOG=1 pings: the harness sets WATCHDOG_USEC */
         bool stopping;       /* STOPPING=1 */
         char status[128];    /* the last STATUS= */
@@ -70,6 +71,9 @@ size_t harness_stored(Harness *h, const char *group);
 unsigned proc_fd_count(pid_t pid);
 unsigned long proc_rss_kib(pid_t pid);
 unsigned proc_socket_count(pid_t pid);
+
+/* CPU time (user + system) process @pid has used, in clock ticks. */
+unsigned long proc_cpu_ticks(pid_t pid);
 
 /*
  * Wait (bounded) until process @pid has exactly @n sockets open: wgd takes connections from its

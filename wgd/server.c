@@ -28,6 +28,8 @@
 
 /* sd-event idle timers need no precision: a second of slack lets the kernel batch wakeups. */
 #define IDLE_ACCURACY_USEC (1000 * 1000)
+/* How long to stop accepting when out of fds. */
+#define ACCEPT_PAUSE_USEC (100 * 1000)
 
 Account *server_account(Server *s, uid_t uid) {
         Account *a;
@@ -97,6 +99,7 @@ Server *server_free(Server *s) {
 
         watcher_free(s->watcher);
         sd_event_source_disable_unref(s->idle_timer);
+        sd_event_source_disable_unref(s->accept_pause);
         sd_event_source_disable_unref(s->listen_source);
         safe_close(s->listen_fd);
         if (s->bound_path) {
@@ -168,6 +171,27 @@ static void refuse(int fd, int error, const char *message) {
         safe_close(fd);
 }
 
+static int on_accept_resume(sd_event_source *source, uint64_t usec, void *userdata) {
+        Server *s = userdata;
+
+        return sd_event_source_set_enabled(s->listen_source, SD_EVENT_ON);
+}
+
+/*
+ * Out of fds (or memory) to accept with: the listening socket stays readable, and accepting
+ * again at once would spin. Stop listening for a moment; the backlog holds the connections, and
+ * the fds that clients, groups and members give back in the meantime are what they wait for.
+ * The timer exists from the start (listen_start()): making it now would need the fd we lack.
+ */
+static void accept_pause(Server *s, int error) {
+        log_warning_errno(error, "Failed to accept a connection, pausing for %u ms: %m",
+                          (unsigned) (ACCEPT_PAUSE_USEC / 1000));
+        if (sd_event_source_set_time_relative(s->accept_pause, ACCEPT_PAUSE_USEC) < 0 ||
+            sd_event_source_set_enabled(s->accept_pause, SD_EVENT_ONESHOT) < 0)
+                return; /* cannot pause: better to spin than to stop serving */
+        (void) sd_event_source_set_enabled(s->listen_source, SD_EVENT_OFF);
+}
+
 static int on_accept(sd_event_source *source, int lfd, uint32_t revents, void *userdata) {
         Server *s = userdata;
         Peer peer;
@@ -179,8 +203,7 @@ static int on_accept(sd_event_source *source, int lfd, uint32_t revents, void *u
         if (fd < 0) {
                 if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
                         return 0;
-                /* Out of fds or memory: the backlog waits until something is freed. */
-                log_warning_errno(negative_errno(), "Failed to accept a connection: %m");
+                accept_pause(s, negative_errno());
                 return 0;
         }
 
@@ -224,6 +247,13 @@ static int listen_start(Server *s, int fd) {
         if (r < 0 || fcntl(fd, F_SETFL, r | O_NONBLOCK) < 0)
                 return negative_errno();
         r = sd_event_add_io(s->event, &s->listen_source, fd, EPOLLIN, on_accept, s);
+        if (r < 0)
+                return r;
+        r = sd_event_add_time_relative(s->event, &s->accept_pause, CLOCK_MONOTONIC, ACCEPT_PAUSE_USEC,
+                                       ACCEPT_PAUSE_USEC / 10, on_accept_resume, s);
+        if (r < 0)
+                return r;
+        r = sd_event_source_set_enabled(s->accept_pause, SD_EVENT_OFF);
         if (r < 0)
                 return r;
         s->listen_fd = fd;

@@ -153,6 +153,7 @@ struct Server {
 
         int listen_fd;
         sd_event_source *listen_source;
+        sd_event_source *accept_pause; /* out of fds: a timer to listen again */
         char *bound_path; /* the socket we bound ourselves, to unlink at exit; NULL if passed in */
         int lock_fd;      /* flock() on bound_path.lock, while we serve it */
         bool socket_activated;

@@ -340,7 +340,7 @@ static void test_restored_member_of_another_uid(void **state) {
         wg *g;
 
         if (geteuid() != 0)
-                skip();
+                skip_test("a second uid needs root");
 
         harness_start(h, quiet);
         c = pc_connect(h->socket_path);

@@ -401,7 +401,7 @@ static void test_other_uid(void **state) {
         int c;
 
         if (geteuid() != 0)
-                skip();
+                skip_test("a second uid needs root");
 
         harness_start(h, (const char *[]) { "--idle-timeout=0", "--log-level=warning", "--max-groups-per-user=3",
                                             NULL });
@@ -599,7 +599,7 @@ static void test_out_of_fds(void **state) {
 
         /* Valgrind keeps fds of its own within the limit: it cannot start wgd with so few. */
         if (getenv("WG_TEST_SLOW"))
-                skip();
+                skip_test("valgrind cannot start wgd with 24 fds");
 
         h->nofile = 24;
         harness_start(h, (const char *[]) { "--idle-timeout=0", "--log-level=err", NULL });
@@ -760,7 +760,7 @@ static void test_socket_activation(void **state) {
         int c;
 
         if (access(sa, X_OK) < 0)
-                skip();
+                skip_test("no systemd-socket-activate");
 
         snprintf(path, sizeof(path), "%s/activated.sock", h->dir);
         snprintf(listen_arg, sizeof(listen_arg), "--listen=%s", path);

@@ -23,7 +23,7 @@
 /* The ways a connection turns out to be dead when wgd is gone or was restarted. */
 #define IN_SET_CONNECTION_LOST(r) ((r) == -EPIPE || (r) == -ECONNRESET || (r) == -ENOTCONN)
 
-static void response_freep(Wg__V1__Response **r) {
+void wg__response_freep(Wg__V1__Response **r) {
         if (*r)
                 wg__v1__response__free_unpacked(*r, NULL);
 }
@@ -60,7 +60,7 @@ int wg__connect(void) {
 }
 
 int wg__request(int sock, Wg__V1__Request *req, Wg__V1__Response **ret, int *ret_fd) {
-        _cleanup_(response_freep) Wg__V1__Response *resp = NULL;
+        _cleanup_(wg__response_freep) Wg__V1__Response *resp = NULL;
         _cleanup_close_ int fd = -EBADF;
         _cleanup_free_ uint8_t *buf = NULL;
         size_t len;
@@ -125,7 +125,7 @@ int wg__call_full(Wg__V1__Request *req, Wg__V1__Response **ret, int *ret_fd) {
 }
 
 int wg__call(Wg__V1__Request *req, Wg__V1__Response **ret, int *ret_fd) {
-        _cleanup_(response_freep) Wg__V1__Response *resp = NULL;
+        _cleanup_(wg__response_freep) Wg__V1__Response *resp = NULL;
         int r;
 
         r = wg__call_full(req, &resp, ret_fd);
@@ -141,7 +141,7 @@ int wg__call(Wg__V1__Request *req, Wg__V1__Response **ret, int *ret_fd) {
 }
 
 _public_ int wg_open(const char *name, uint64_t flags, wg **ret) {
-        _cleanup_(response_freep) Wg__V1__Response *resp = NULL;
+        _cleanup_(wg__response_freep) Wg__V1__Response *resp = NULL;
         _cleanup_close_ int fd = -EBADF;
         Wg__V1__Request req = WG__V1__REQUEST__INIT;
         Wg__V1__Open open = WG__V1__OPEN__INIT;
@@ -172,7 +172,7 @@ _public_ int wg_open(const char *name, uint64_t flags, wg **ret) {
 }
 
 _public_ int wg_unlink(const char *name) {
-        _cleanup_(response_freep) Wg__V1__Response *resp = NULL;
+        _cleanup_(wg__response_freep) Wg__V1__Response *resp = NULL;
         Wg__V1__Request req = WG__V1__REQUEST__INIT;
         Wg__V1__Delete del = WG__V1__DELETE__INIT;
         int r;
@@ -192,7 +192,7 @@ _public_ int wg_unlink(const char *name) {
 }
 
 int wg__join(const char *name, uint64_t flags, const char *description, wg **ret) {
-        _cleanup_(response_freep) Wg__V1__Response *resp = NULL;
+        _cleanup_(wg__response_freep) Wg__V1__Response *resp = NULL;
         _cleanup_close_ int sock = -EBADF, fd = -EBADF;
         _cleanup_(wg_unrefp) wg *g = NULL;
         Wg__V1__Request req = WG__V1__REQUEST__INIT;
@@ -239,7 +239,7 @@ _public_ int wg_join(const char *name, uint64_t flags, wg **ret) {
 }
 
 _public_ int wg_leave(wg *g, int status) {
-        _cleanup_(response_freep) Wg__V1__Response *resp = NULL;
+        _cleanup_(wg__response_freep) Wg__V1__Response *resp = NULL;
         Wg__V1__Request req = WG__V1__REQUEST__INIT;
         Wg__V1__Leave leave = WG__V1__LEAVE__INIT;
         int r;
@@ -265,7 +265,7 @@ _public_ int wg_leave(wg *g, int status) {
 
                 if (sock < 0)
                         return sock;
-                response_freep(&resp);
+                wg__response_freep(&resp);
                 resp = NULL;
                 r = wg__request(sock, &req, &resp, NULL);
         }

@@ -6,6 +6,9 @@
 #include "wg.h"
 #include "wg.pb-c.h"
 
+/* For _cleanup_: free a response of wg__call() and friends, if any. */
+void wg__response_freep(Wg__V1__Response **r);
+
 /* How long a client waits for wgd to answer a request that is not a Wait. */
 #define WG_CLIENT_TIMEOUT_USEC (25 * UINT64_C(1000000))
 

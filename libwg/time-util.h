@@ -16,6 +16,14 @@ static inline uint64_t now_usec(void) {
         return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
 }
 
+/* Wall-clock time, for the timestamps wgd reports (creation, joins): never for deadlines. */
+static inline uint64_t now_realtime_usec(void) {
+        struct timespec ts;
+
+        (void) clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
+}
+
 static inline struct timespec usec_to_timespec(uint64_t usec) {
         return (struct timespec) {
                 .tv_sec = (time_t) (usec / USEC_PER_SEC),

@@ -32,11 +32,6 @@
 /* How long to wait for it to listen. */
 #define AUTOSTART_PATIENCE_MSEC 5000
 
-void response_freep(Wg__V1__Response **r) {
-        if (*r)
-                wg__v1__response__free_unpacked(*r, NULL);
-}
-
 const char *response_message(const Wg__V1__Response *r) {
         if (r->result_case == WG__V1__RESPONSE__RESULT_ERROR && r->error && r->error->message && *r->error->message)
                 return r->error->message;
@@ -160,7 +155,7 @@ int daemon_join(const char *name, const char *description, wg **ret) {
 }
 
 int daemon_open(const char *name, bool allow_eacces, wg **ret) {
-        _cleanup_(response_freep) Wg__V1__Response *resp = NULL;
+        _cleanup_(wg__response_freep) Wg__V1__Response *resp = NULL;
         _cleanup_close_ int fd = -EBADF;
         Wg__V1__Request req = WG__V1__REQUEST__INIT;
         Wg__V1__Open open = WG__V1__OPEN__INIT;

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client.h"
 #include "macro.h"
 #include "segment.h"
 #include "time-util.h"
@@ -25,10 +26,6 @@ enum {
         OPT_PROGRESS,
         OPT_QUIET,
 };
-
-static void wg_unrefp_local(wg **g) {
-        wg_unref(*g);
-}
 
 /* "NAME [N]" of add and done. Returns 0, -1 after --help, or an exit code. */
 static int parse_name_count(int argc, char **argv, const char *verb_name, const char **name, int64_t *n) {
@@ -61,7 +58,7 @@ static int parse_name_count(int argc, char **argv, const char *verb_name, const 
 }
 
 static int add(int argc, char **argv, const char *verb_name, int sign) {
-        _cleanup_(wg_unrefp_local) wg *g = NULL;
+        _cleanup_(wg_unrefp) wg *g = NULL;
         const char *name;
         uint64_t count = 0;
         int64_t n;
@@ -154,7 +151,7 @@ void report_failed_members(const char *name, const Wg__V1__GroupInfo *info, uint
 
 /* Tell the failures of @generation, from the counts in the segment and wgd's details. */
 static int report_outcome(const char *name, uint64_t generation, uint64_t failed, uint64_t abandoned) {
-        _cleanup_(response_freep) Wg__V1__Response *resp = NULL;
+        _cleanup_(wg__response_freep) Wg__V1__Response *resp = NULL;
         Wg__V1__Request req = WG__V1__REQUEST__INIT;
         Wg__V1__Stat m = WG__V1__STAT__INIT;
 
@@ -181,7 +178,7 @@ int wait_outcome(const char *name, wg *g, uint64_t generation) {
 
 /* A broken group: a member died, and the group's policy stops everybody until a reset. */
 static int report_broken(const char *name) {
-        _cleanup_(response_freep) Wg__V1__Response *resp = NULL;
+        _cleanup_(wg__response_freep) Wg__V1__Response *resp = NULL;
         Wg__V1__Request req = WG__V1__REQUEST__INIT;
         Wg__V1__Stat m = WG__V1__STAT__INIT;
 
@@ -201,7 +198,7 @@ static int wait_through_wgd(const char *name, uint64_t deadline) {
         bool have_generation = false;
 
         for (;;) {
-                _cleanup_(response_freep) Wg__V1__Response *resp = NULL;
+                _cleanup_(wg__response_freep) Wg__V1__Response *resp = NULL;
                 Wg__V1__Request req = WG__V1__REQUEST__INIT;
                 Wg__V1__Wait m = WG__V1__WAIT__INIT;
                 uint64_t now = now_usec(), slice;
@@ -242,7 +239,7 @@ static int wait_through_wgd(const char *name, uint64_t deadline) {
 
                 if (!have_generation) {
                         /* Pin the generation we were waiting for before the next slice. */
-                        _cleanup_(response_freep) Wg__V1__Response *st = NULL;
+                        _cleanup_(wg__response_freep) Wg__V1__Response *st = NULL;
                         Wg__V1__Stat sm = WG__V1__STAT__INIT;
 
                         req = (Wg__V1__Request) WG__V1__REQUEST__INIT;
@@ -268,7 +265,7 @@ int verb_wait(int argc, char **argv) {
                 { "quiet", no_argument, NULL, OPT_QUIET },
                 {},
         };
-        _cleanup_(wg_unrefp_local) wg *g = NULL;
+        _cleanup_(wg_unrefp) wg *g = NULL;
         uint64_t timeout = UINT64_MAX, deadline, s, gen;
         bool progress = false, quiet = false;
         Progress p = { .width = 30 };

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "client.h"
 #include "macro.h"
 #include "wgctl.h"
 
@@ -50,7 +51,7 @@ static int call(Wg__V1__Request *req, Wg__V1__Response **ret) {
                 return failure(r == -ETIMEDOUT ? -EIO : r, "cannot reach wgd: %s", strerror(-r));
         if ((*ret)->result_case == WG__V1__RESPONSE__RESULT_ERROR) {
                 r = failure(-(*ret)->error->errnum, "%s", response_message(*ret));
-                response_freep(ret);
+                wg__response_freep(ret);
                 *ret = NULL;
                 return r;
         }
@@ -186,7 +187,7 @@ int verb_create(int argc, char **argv) {
                 { "on-abandon", required_argument, NULL, OPT_ON_ABANDON },
                 {},
         };
-        _cleanup_(response_freep) Wg__V1__Response *resp = NULL;
+        _cleanup_(wg__response_freep) Wg__V1__Response *resp = NULL;
         Wg__V1__Request req = WG__V1__REQUEST__INIT;
         Wg__V1__Create m = WG__V1__CREATE__INIT;
         const char *name;
@@ -252,7 +253,7 @@ int verb_create(int argc, char **argv) {
 }
 
 int verb_status(int argc, char **argv) {
-        _cleanup_(response_freep) Wg__V1__Response *resp = NULL;
+        _cleanup_(wg__response_freep) Wg__V1__Response *resp = NULL;
         Wg__V1__Request req = WG__V1__REQUEST__INIT;
         Wg__V1__Stat m = WG__V1__STAT__INIT;
         const char *name;
@@ -296,7 +297,7 @@ int verb_list(int argc, char **argv) {
 
         /* One response holds what fits in a record: page with 'after' until wgd says no more. */
         for (;;) {
-                _cleanup_(response_freep) Wg__V1__Response *resp = NULL;
+                _cleanup_(wg__response_freep) Wg__V1__Response *resp = NULL;
                 Wg__V1__Request req = WG__V1__REQUEST__INIT;
                 Wg__V1__List m = WG__V1__LIST__INIT;
                 Wg__V1__GroupList *list;
@@ -337,7 +338,7 @@ int verb_list(int argc, char **argv) {
 }
 
 int verb_delete(int argc, char **argv) {
-        _cleanup_(response_freep) Wg__V1__Response *resp = NULL;
+        _cleanup_(wg__response_freep) Wg__V1__Response *resp = NULL;
         Wg__V1__Request req = WG__V1__REQUEST__INIT;
         Wg__V1__Delete m = WG__V1__DELETE__INIT;
         const char *name;
@@ -355,7 +356,7 @@ int verb_delete(int argc, char **argv) {
 }
 
 int verb_reset(int argc, char **argv) {
-        _cleanup_(response_freep) Wg__V1__Response *resp = NULL;
+        _cleanup_(wg__response_freep) Wg__V1__Response *resp = NULL;
         Wg__V1__Request req = WG__V1__REQUEST__INIT;
         Wg__V1__Reset m = WG__V1__RESET__INIT;
         const char *name;

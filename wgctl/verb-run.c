@@ -123,10 +123,6 @@ static int reap_command(pid_t pid) {
         return 128 + WTERMSIG(status);
 }
 
-static void wg_unrefp_local(wg **g) {
-        wg_unref(*g);
-}
-
 /* What a member reports about itself: its command line, for wgd's records. */
 static void describe(char **cmd, char *buf, size_t size) {
         size_t n = 0;
@@ -172,7 +168,7 @@ static int leave(wg *g, const char *name, int status, bool report) {
 }
 
 int verb_run(int argc, char **argv) {
-        _cleanup_(wg_unrefp_local) wg *g = NULL;
+        _cleanup_(wg_unrefp) wg *g = NULL;
         struct sigaction sa = { .sa_sigaction = forward, .sa_flags = SA_SIGINFO | SA_RESTART };
         char description[256];
         const char *name;
@@ -233,7 +229,7 @@ int verb_spawn(int argc, char **argv) {
         if (pid < 0)
                 return failure(negative_errno(), "cannot fork: %m");
         if (pid == 0) {
-                _cleanup_(wg_unrefp_local) wg *g = NULL;
+                _cleanup_(wg_unrefp) wg *g = NULL;
 
                 /* A new session, and the middle process gone: no shell's job, no terminal's. */
                 safe_close(report[0]);

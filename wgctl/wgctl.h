@@ -54,7 +54,6 @@ int daemon_join(const char *name, const char *description, wg **ret);
 void report_failed_members(const char *name, const Wg__V1__GroupInfo *info, uint64_t generation);
 /* The exit code for a wait whose generation @generation ended: 0, or 1 with the failures told. */
 int wait_outcome(const char *name, wg *g, uint64_t generation);
-void response_freep(Wg__V1__Response **r);
 /* The daemon's own words for an Error response. */
 const char *response_message(const Wg__V1__Response *r);
 

@@ -17,6 +17,7 @@
 #include "macro.h"
 #include "seqpacket.h"
 #include "segment.h"
+#include "time-util.h"
 #include "wg-private.h"
 #include "wgd.h"
 
@@ -139,13 +140,6 @@ static void reply_group_full(Client *c, uint64_t id, Group *g, uint64_t outcome_
 /* The generation that ended last, modulo 2^29 as libwg counts it (its slot tells if any did). */
 static uint64_t last_completed(Group *g) {
         return (wg_state_generation(wg__state(g->handle)) - 1) & WG_STATE_GEN_MASK;
-}
-
-static uint64_t now_realtime_usec(void) {
-        struct timespec ts;
-
-        (void) clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
 }
 
 static bool peer_in_group(const Peer *p, gid_t gid) {

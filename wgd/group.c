@@ -7,6 +7,7 @@
  */
 
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <search.h>
@@ -236,11 +237,12 @@ void group_info(const Group *g, Wg__V1__GroupInfo *info) {
         info->on_abandon = g->on_abandon;
 }
 
-static int parse_u64(const char **p, int base, uint64_t max, uint64_t *ret) {
-        char *end;
+int fdname_field(const char **p, int base, uint64_t max, uint64_t *ret) {
         unsigned long long v;
+        char *end;
 
-        if (**p < '0' || **p > '9')
+        /* strtoull() would take leading space and a sign: only digits here. */
+        if (!(base == 16 ? isxdigit((unsigned char) **p) : isdigit((unsigned char) **p)))
                 return -EINVAL;
         errno = 0;
         v = strtoull(*p, &end, base);
@@ -259,9 +261,9 @@ int group_restore(Server *s, const char *fdname, int fd) {
         int r;
 
         if (strncmp(fdname, GROUP_FDNAME_PREFIX, strlen(GROUP_FDNAME_PREFIX)) != 0 ||
-            parse_u64(&p, 10, UINT32_MAX - 1, &owner) < 0 || parse_u64(&p, 10, UINT32_MAX - 1, &gid) < 0 ||
-            parse_u64(&p, 8, 0666, &mode) < 0 || parse_u64(&p, 10, UINT64_MAX, &created) < 0 ||
-            parse_u64(&p, 10, WG__V1__ABANDON_POLICY__ABANDON_POLICY_BREAK, &policy) < 0 || policy == 0 ||
+            fdname_field(&p, 10, UINT32_MAX - 1, &owner) < 0 || fdname_field(&p, 10, UINT32_MAX - 1, &gid) < 0 ||
+            fdname_field(&p, 8, 0666, &mode) < 0 || fdname_field(&p, 10, UINT64_MAX, &created) < 0 ||
+            fdname_field(&p, 10, WG__V1__ABANDON_POLICY__ABANDON_POLICY_BREAK, &policy) < 0 || policy == 0 ||
             !group_name_valid(p) || (mode & 0600) != 0600) {
                 r = log_warning_errno(-EINVAL, "Dropping stored fd with unexpected name '%s'.", fdname);
                 goto drop;

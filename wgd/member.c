@@ -37,19 +37,13 @@
 #include "log.h"
 #include "macro.h"
 #include "segment.h"
+#include "time-util.h"
 #include "wg-private.h"
 #include "wgd.h"
 
 #ifndef SO_PEERPIDFD
 #define SO_PEERPIDFD 77
 #endif
-
-static uint64_t now_realtime_usec(void) {
-        struct timespec ts;
-
-        (void) clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
-}
 
 /* The pidfd of a connection's peer: race-free where the kernel offers it. */
 static int peer_pidfd(Client *c) {
@@ -316,17 +310,6 @@ Member *member_find(Group *g, uint64_t id) {
         return NULL;
 }
 
-static int parse_field(const char **p, int base, uint64_t *ret) {
-        char *end;
-
-        errno = 0;
-        *ret = strtoull(*p, &end, base);
-        if (errno != 0 || end == *p || *end != '.')
-                return -EINVAL;
-        *p = end + 1;
-        return 0;
-}
-
 /* A member's pidfd handed back by the fdstore after a restart: still there, or abandoned now. */
 int member_restore(Server *s, const char *fdname, int pidfd) {
         const char *p = fdname + strlen(MEMBER_FDNAME_PREFIX);
@@ -335,9 +318,9 @@ int member_restore(Server *s, const char *fdname, int pidfd) {
         Member *m;
         int r;
 
-        if (parse_field(&p, 16, &id) < 0 || parse_field(&p, 10, &generation) < 0 || parse_field(&p, 10, &joined) < 0 ||
-            parse_field(&p, 10, &pid) < 0 || pid == 0 || pid > INT32_MAX || parse_field(&p, 10, &uid) < 0 ||
-            uid >= UINT32_MAX || !group_name_valid(p)) {
+        if (fdname_field(&p, 16, UINT64_MAX, &id) < 0 || fdname_field(&p, 10, WG_STATE_GEN_MASK, &generation) < 0 ||
+            fdname_field(&p, 10, UINT64_MAX, &joined) < 0 || fdname_field(&p, 10, INT32_MAX, &pid) < 0 || pid == 0 ||
+            fdname_field(&p, 10, UINT32_MAX - 1, &uid) < 0 || !group_name_valid(p)) {
                 log_warning("Dropping stored fd with unexpected name '%s'.", fdname);
                 goto drop;
         }

@@ -229,6 +229,8 @@ bool group_may(const Group *g, const Peer *p, uint32_t access);
 void group_info(const Group *g, Wg__V1__GroupInfo *info);
 int group_fdname(const Group *g, char *buf, size_t size);
 int group_restore(Server *s, const char *fdname, int fd);
+/* One number of an fdstore name, in @base, at most @max, followed by a '.': *p moves past it. */
+int fdname_field(const char **p, int base, uint64_t max, uint64_t *ret);
 void group_foreach(Server *s, void (*f)(Group *g, void *userdata), void *userdata);
 
 #define ACCESS_READ 04

@@ -25,27 +25,6 @@
 #include "wg-private.h"
 #include "wg.h"
 
-static uint64_t count_of(wg *g) {
-        uint64_t v;
-
-        assert_int_equal(wg_get_count(g, &v), 0);
-        return v;
-}
-
-static uint64_t generation_of(wg *g) {
-        uint64_t v;
-
-        assert_int_equal(wg_get_generation(g, &v), 0);
-        return v;
-}
-
-static uint64_t monotonic_usec(void) {
-        struct timespec ts;
-
-        assert_int_equal(clock_gettime(CLOCK_MONOTONIC, &ts), 0);
-        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
-}
-
 static void test_add_done(void **state) {
         wg *g;
 

@@ -30,20 +30,6 @@
 
 static const char *const quiet[] = { "--idle-timeout=0", "--log-level=warning", NULL };
 
-static uint64_t monotonic_usec(void) {
-        struct timespec ts;
-
-        assert_int_equal(clock_gettime(CLOCK_MONOTONIC, &ts), 0);
-        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
-}
-
-static void sleep_usec(uint64_t usec) {
-        struct timespec ts = { .tv_sec = (time_t) (usec / 1000000), .tv_nsec = (long) (usec % 1000000) * 1000 };
-
-        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-                ;
-}
-
 static pid_t member(const char *name, int status, unsigned usec, int report) {
         char status_arg[16], usec_arg[16];
 

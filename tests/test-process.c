@@ -24,20 +24,6 @@
 #include "test-util.h"
 #include "wg.h"
 
-static uint64_t count_of(wg *g) {
-        uint64_t v;
-
-        assert_int_equal(wg_get_count(g, &v), 0);
-        return v;
-}
-
-static uint64_t generation_of(wg *g) {
-        uint64_t v;
-
-        assert_int_equal(wg_get_generation(g, &v), 0);
-        return v;
-}
-
 /* Start a helper that receives the segment over a unix socket, and send it. */
 static pid_t spawn_over_socket(wg *g, const char *const *ops) {
         const char *argv[16] = { "recv", "3" };

@@ -86,8 +86,15 @@ int reap(pid_t pid) {
         return 128 + WTERMSIG(status);
 }
 
-static void sleep_usec(long usec) {
-        struct timespec ts = { .tv_sec = usec / 1000000, .tv_nsec = usec % 1000000 * 1000 };
+uint64_t monotonic_usec(void) {
+        struct timespec ts;
+
+        assert_int_equal(clock_gettime(CLOCK_MONOTONIC, &ts), 0);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+void sleep_usec(uint64_t usec) {
+        struct timespec ts = { .tv_sec = (time_t) (usec / 1000000), .tv_nsec = (long) (usec % 1000000) * 1000 };
 
         while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
                 ;
@@ -194,4 +201,18 @@ int fds_teardown(void **state) {
                 return -1;
         }
         return 0;
+}
+
+uint64_t count_of(wg *g) {
+        uint64_t v;
+
+        assert_int_equal(wg_get_count(g, &v), 0);
+        return v;
+}
+
+uint64_t generation_of(wg *g) {
+        uint64_t v;
+
+        assert_int_equal(wg_get_generation(g, &v), 0);
+        return v;
 }

@@ -13,6 +13,14 @@
 
 #include "wg.h"
 
+/* CLOCK_MONOTONIC in microseconds, and a sleep that signals do not cut short. */
+uint64_t monotonic_usec(void);
+void sleep_usec(uint64_t usec);
+
+/* The counter and the generation of @g, asserting that they can be read. */
+uint64_t count_of(wg *g);
+uint64_t generation_of(wg *g);
+
 /* Scale a loop count down when the tests run under valgrind (WG_TEST_SLOW=1). */
 unsigned test_scale(unsigned n);
 

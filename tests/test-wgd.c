@@ -52,7 +52,7 @@ static Wg__V1__GroupInfo *group_of(Wg__V1__Response *r) {
         return r->group;
 }
 
-static uint64_t count_of(int fd, const char *name) {
+static uint64_t count_through_wgd(int fd, const char *name) {
         Wg__V1__Response *r = pc_stat(fd, name);
         uint64_t c = group_of(r)->count;
 
@@ -253,7 +253,7 @@ static void test_errors(void **state) {
         pc_expect(pc_add(c, "g", -2), ERANGE);
         pc_expect(pc_add(c, "g", INT64_C(0x7fffffff)), EOVERFLOW);
         pc_expect(pc_add(c, "g", INT64_MIN), ERANGE);
-        assert_int_equal(count_of(c, "g"), 1);
+        assert_int_equal(count_through_wgd(c, "g"), 1);
 
         /* Add without a delta is a well-formed message with a field missing. */
         add.name = (char *) "g";
@@ -301,7 +301,7 @@ static void test_errors(void **state) {
                 pc_expect(r, 0);
         }
 
-        assert_int_equal(count_of(c, "g"), 0);
+        assert_int_equal(count_through_wgd(c, "g"), 0);
 
         /* A Wait for a generation that already ended is answered at once, even after a reuse. */
         pc_expect(pc_add(c, "g", 1), 0);
@@ -660,7 +660,7 @@ static void test_restart(void **state) {
         r = pc_stat(c, "shared.one");
         assert_int_equal(group_of(r)->mode, 0666);
         pc_free(r);
-        assert_int_equal(count_of(c, "gone-later"), 7);
+        assert_int_equal(count_through_wgd(c, "gone-later"), 7);
 
         /* The waiter from before the restart is released by a done after it. */
         pc_expect(pc_add(c, "job", -1), 0);

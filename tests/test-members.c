@@ -131,7 +131,7 @@ static void test_restart_with_members(void **state) {
         Wg__V1__Response *resp;
         uint64_t succeeded, failed, abandoned;
         pid_t stays, leaves_later, dies;
-        int c, report[3][2];
+        int c, report[3][2], go[2];
         bool j, l;
         wg *g;
 
@@ -142,15 +142,19 @@ static void test_restart_with_members(void **state) {
         for (unsigned i = 0; i < 3; i++)
                 assert_int_equal(pipe2(report[i], O_CLOEXEC), 0);
 
-        stays = member("job", 0, 100 * 1000, report[0][1]);           /* leaves before the kill */
-        leaves_later = member("job", 5, 1500 * 1000, report[1][1]);   /* leaves after the restart */
-        dies = member("job", 0, 60 * 1000 * 1000, report[2][1]);      /* killed while wgd is away */
+        assert_int_equal(pipe2(go, O_CLOEXEC), 0);
+        stays = member("job", 0, 100 * 1000, report[0][1]); /* leaves before the kill */
+        /* Leaves after the restart, when told: however slow the machine, not before. */
+        leaves_later = spawn_helper((int[]) { report[1][1], go[0] }, 2,
+                                    (const char *[]) { "member", "job", "5", "0", "3", "4", NULL });
+        close(go[0]);
+        dies = member("job", 0, 60 * 1000 * 1000, report[2][1]); /* killed while wgd is away */
         for (unsigned i = 0; i < 3; i++)
                 close(report[i][1]);
         assert_int_equal(reap(stays), 0);
         read_report(report[0][0], &j, &l);
         assert_true(j && l);
-        wait_until_syscall(leaves_later, SYS_clock_nanosleep);
+        wait_until_syscall(leaves_later, SYS_read);
         wait_until_syscall(dies, SYS_clock_nanosleep);
         close(c);
 
@@ -161,6 +165,7 @@ static void test_restart_with_members(void **state) {
 
         harness_start(h, quiet);
         /* The dead one is abandoned at once; the other leaves over a new connection. */
+        close(go[1]);
         assert_int_equal(reap(leaves_later), 0);
         read_report(report[1][0], &j, &l);
         assert_true(j && l);
@@ -293,20 +298,24 @@ static void test_join_rules(void **state) {
 
 /*
  * A member of uid/gid nobody: a child that drops to it and joins in-process (no exec: the build
- * tree may be where nobody cannot go), sleeps, and leaves.
+ * tree may be where nobody cannot go), and leaves once @go says so.
  */
-static pid_t member_as_nobody(const char *name, unsigned usec) {
+static pid_t member_as_nobody(const char *name, const int go[2]) {
         pid_t pid = fork();
 
         assert_true(pid >= 0);
         if (pid == 0) {
+                char byte;
                 wg *g;
 
+                close(go[1]); /* else the EOF we wait for never comes */
                 if (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0)
                         _exit(99);
                 if (wg_join(name, 0, &g) < 0)
                         _exit(10);
-                sleep_usec(usec);
+                /* Leave when told (the parent closes its end): after the restart, not before. */
+                while (read(go[0], &byte, 1) < 0 && errno == EINTR)
+                        ;
                 if (wg_leave(g, 0) < 0)
                         _exit(11);
                 wg_unref(g);
@@ -322,7 +331,7 @@ static pid_t member_as_nobody(const char *name, unsigned usec) {
 static void test_restored_member_of_another_uid(void **state) {
         Harness *h = *state;
         pid_t m, other;
-        int c;
+        int c, go[2];
         wg *g;
 
         if (geteuid() != 0)
@@ -332,8 +341,10 @@ static void test_restored_member_of_another_uid(void **state) {
         c = pc_connect(h->socket_path);
         pc_expect(pc_create(c, "shared", 0666, 0), 0);
         close(c);
-        m = member_as_nobody("shared", 1000 * 1000);
-        wait_until_syscall(m, SYS_clock_nanosleep);
+        assert_int_equal(pipe2(go, O_CLOEXEC), 0);
+        m = member_as_nobody("shared", go);
+        close(go[0]);
+        wait_until_syscall(m, SYS_read);
 
         assert_int_equal(harness_stop(h, SIGKILL), 128 + SIGKILL);
         harness_start(h, quiet);
@@ -352,6 +363,7 @@ static void test_restored_member_of_another_uid(void **state) {
         }
         assert_int_equal(reap(other), 0);
 
+        close(go[1]);
         assert_int_equal(reap(m), 0); /* its leave, over a new connection, found its membership */
         assert_int_equal(wg_open("shared", 0, &g), 0);
         assert_int_equal(wg_wait(g, 10 * 1000000), 0);

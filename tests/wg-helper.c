@@ -9,9 +9,10 @@
  *   wg-helper recv SOCK OP...           receive a segment fd over unix socket SOCK, then run OPs
  *   wg-helper named NAME FLAGS OP...    wg_open(NAME, FLAGS) through wgd ($WGD_SOCKET), then run
  *                                       OPs; FLAGS is a number, or NAME=ERRNO to expect failure
- *   wg-helper member NAME STATUS USEC [FD]
+ *   wg-helper member NAME STATUS USEC [FD [GO]]
  *                                       wg_join(NAME), sleep USEC, wg_leave(STATUS); with FD,
- *                                       write 'J' to it once joined and 'L' once left
+ *                                       write 'J' to it once joined and 'L' once left; with GO,
+ *                                       leave only once a byte (or EOF) can be read from it
  *   wg-helper rounds WORK G0 G1 N       N rounds of: done(WORK), wait(G[round % 2])
  *   wg-helper churn FD N                N times: add(FD, 1), done(FD)
  *   wg-helper watch FD STOP TALLY       wait on FD with mixed timeouts until STOP's count is 0,
@@ -290,8 +291,9 @@ int main(int argc, char **argv) {
                 return r;
         }
 
-        if (strcmp(argv[1], "member") == 0 && (argc == 5 || argc == 6)) {
-                int report = argc == 6 ? (int) parse_ll(argv[5]) : -1, r;
+        if (strcmp(argv[1], "member") == 0 && argc >= 5 && argc <= 7) {
+                int report = argc >= 6 ? (int) parse_ll(argv[5]) : -1, go = argc == 7 ? (int) parse_ll(argv[6]) : -1, r;
+                char byte;
                 wg *g;
 
                 r = wg_join(argv[2], 0, &g);
@@ -302,6 +304,8 @@ int main(int argc, char **argv) {
                 if (report >= 0 && write(report, "J", 1) != 1)
                         return 1;
                 sleep_usec(parse_ll(argv[4]));
+                while (go >= 0 && read(go, &byte, 1) < 0 && errno == EINTR)
+                        ;
                 r = wg_leave(g, (int) parse_ll(argv[3]));
                 if (r < 0) {
                         fprintf(stderr, "wg-helper: wg_leave(%s): %s\n", argv[2], strerror(-r));

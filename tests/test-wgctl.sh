@@ -38,6 +38,11 @@ expect() {
     fi
 }
 
+# expect_status CODE STATUS DESCRIPTION: a status collected by hand (of a job in the background).
+expect_status() {
+    if [ "$2" -eq "$1" ]; then ok "$3 (exit $1)"; else not_ok "$3: exit $2, expected $1"; fi
+}
+
 # check DESCRIPTION -- COMMAND...: the command succeeds (a shell test on state).
 check() {
     local what=$1
@@ -47,6 +52,23 @@ check() {
 
 stderr_has() { grep -q -- "$1" "$dir/err"; }
 count_of() { "$WGCTL" status "$1" --json | jq -r .count; }
+count_is() { test "$(count_of "$1")" -eq "$2"; }
+
+# Nothing here orders events with a sleep. A command that must still be running when the test
+# looks waits on a gate (a fifo) that the test opens when it is done looking; a state the test
+# must see is polled for, with a deadline generous enough for valgrind on a loaded machine.
+gate() { rm -f "$dir/gate.$1"; mkfifo "$dir/gate.$1"; }
+# The command that waits at gate NAME: opening a fifo for reading blocks until a writer comes.
+at_gate() { echo "read _ <'$dir/gate.$1'"; }
+# Open gate NAME: blocks (60 s at most) until its command is there to be let through.
+open_gate() { timeout 60 sh -c "echo >'$dir/gate.$1'"; }
+# until_true COMMAND...: poll until COMMAND succeeds, for at most 60 s. (Its arguments are
+# expanded once, at the call: what must be looked at again each time goes in a function.)
+until_true() {
+    local i
+    for i in $(seq 1200); do "$@" && return 0; sleep 0.05; done
+    return 1
+}
 
 # --- start on demand, create, status ---------------------------------------------------------
 expect 0 "no wgd yet: create starts one" -- "$WGCTL" create build
@@ -81,14 +103,18 @@ expect 0 "wait on a group at zero" -- "$WGCTL" wait build
 expect 0 "add" -- "$WGCTL" add build
 expect 124 "wait --timeout 200ms" -- "$WGCTL" wait build --timeout 200ms
 check "  says what is outstanding" -- stderr_has "1 of 1 still outstanding"
-expect 0 "wait --progress, released by a done from another shell" -- \
-    bash -c "(sleep 0.2; '$WGCTL' done build) & '$WGCTL' wait build --progress --timeout 30s"
-check "  progress lines on stderr" -- stderr_has "1/1 done"
+"$WGCTL" wait build --progress --timeout 60s 2>"$dir/progress" &
+waiter=$!
+check "  wait --progress draws its first line while it waits" -- until_true grep -q "0/1 done" "$dir/progress"
+"$WGCTL" done build
+wait "$waiter"
+expect_status 0 $? "wait --progress, released by a done from another shell"
+check "  the last progress line says all is done" -- grep -q "1/1 done" "$dir/progress"
 if command -v script >/dev/null; then
     "$WGCTL" add build
     expect 124 "wait on a terminal draws a progress bar" -- \
         script -qec "'$WGCTL' wait build --timeout 600ms" /dev/null
-    check "  the bar: done/total and elapsed time" -- grep -q '\] 0/1 done  0\.' "$dir/out"
+    check "  the bar: done/total and elapsed time" -- grep -q '\] 0/1 done  [0-9]*\.[0-9]s' "$dir/out"
     "$WGCTL" done build
 else
     ok "# SKIP no script(1) for a terminal"; ok "# SKIP no script(1)"
@@ -110,26 +136,39 @@ expect 3 "run passes arguments untouched" -- "$WGCTL" run build -- sh -c 'exit $
 
 rm -f "$dir/marker"
 expect 0 "spawn, then wait at once" -- \
-    bash -c "'$WGCTL' spawn build -- sh -c 'sleep 0.3; touch $dir/marker' && '$WGCTL' wait build --timeout 30s"
+    bash -c "'$WGCTL' spawn build -- sh -c 'sleep 0.3; touch $dir/marker' && '$WGCTL' wait build --timeout 60s"
 check "  the wait saw the spawned command through" -- test -e "$dir/marker"
-expect 0 "spawn detaches: returns before the command ends" -- \
-    timeout 5 "$WGCTL" spawn build -- sleep 2
+gate detach
+expect 0 "spawn detaches: returns while the command runs" -- \
+    timeout 60 "$WGCTL" spawn build -- sh -c "$(at_gate detach)"
 check "  the command still counts" -- test "$(count_of build)" -eq 1
-expect 0 "  and is done when it ends" -- "$WGCTL" wait build --timeout 30s
+open_gate detach
+expect 0 "  and is done when it ends" -- "$WGCTL" wait build --timeout 60s
 expect 0 "spawn of a command that crashes" -- "$WGCTL" spawn build -- sh -c 'kill -SEGV $$'
 expect 1 "  a wait returns, and exits 1: a member failed" -- "$WGCTL" wait build --timeout 30s
 check "  and names it, with its status" -- stderr_has "failed with status 139: sh -c kill -SEGV"
 expect 127 "spawn of a command that does not exist" -- "$WGCTL" spawn build -- /nonexistent/command
 expect 1 "  its leave is done too, as a failure" -- "$WGCTL" wait build --timeout 30s
 check "  with status 127" -- stderr_has "failed with status 127"
-expect 1 "progress counts failures as members end" -- bash -c \
-    "'$WGCTL' spawn build -- sh -c 'sleep 0.2; exit 3' && '$WGCTL' spawn build -- sleep 0.6 &&
-     '$WGCTL' wait build --timeout 30s --progress"
-check "  1 of 2 done, 1 failed, before the end" -- stderr_has "1/2 done, 1 failed"
+gate first; gate second
+"$WGCTL" spawn build -- sh -c "$(at_gate first); exit 3"
+"$WGCTL" spawn build -- sh -c "$(at_gate second)"
+"$WGCTL" wait build --timeout 60s --progress 2>"$dir/progress" &
+waiter=$!
+check "progress: the wait starts at 0 of 2" -- until_true grep -q "0/2 done" "$dir/progress"
+open_gate first
+check "  counts the failure as the first member ends, before the end" -- \
+    until_true grep -q "1/2 done, 1 failed" "$dir/progress"
+open_gate second
+wait "$waiter"
+expect_status 1 $? "  and exits 1 when the second ends: a member failed"
 
 # --- members ----------------------------------------------------------------------------------
-expect 0 "a generation of members that all succeed" -- \
-    bash -c "'$WGCTL' spawn build -- sleep 0.5 && '$WGCTL' run build -- true && '$WGCTL' wait build --timeout 30s"
+gate generation
+expect 0 "a generation of members: one spawned" -- "$WGCTL" spawn build -- sh -c "$(at_gate generation)"
+expect 0 "  one run while the first still runs" -- "$WGCTL" run build -- true
+open_gate generation
+expect 0 "  a wait sees them both succeed" -- "$WGCTL" wait build --timeout 60s
 expect 0 "status --json shows the last generation's outcome" -- "$WGCTL" status build --json
 check "  2 succeeded, none failed" -- jq -e '.outcome.succeeded == 2 and .outcome.failed == 0' "$dir/out"
 expect 0 "status lists the members of the current generation" -- \
@@ -144,7 +183,7 @@ check "  it died without leaving" -- stderr_has "died without leaving: sleep 60"
 pkill -f -x "sleep 60" 2>/dev/null
 "$WGCTL" run build -- sleep 61 &
 runner=$!
-for _ in $(seq 200); do test "$(count_of build)" -eq 1 && break; sleep 0.05; done
+check "a 'wgctl run' in the background has joined" -- until_true count_is build 1
 kill -KILL "$runner"
 wait "$runner" 2>/dev/null
 expect 1 "a 'wgctl run' killed by SIGKILL: the wait returns, and exits 1" -- "$WGCTL" wait build --timeout 30s

@@ -4,6 +4,11 @@
 /*
  * Intrusive doubly linked lists, in the manner of systemd's list.h: an object can sit in several
  * lists at once, one pair of named fields per list.
+ *
+ * A node knows whether it is linked: an unlinked node has both pointers NULL (as calloc() leaves
+ * it, and as LIST_REMOVE() leaves it), and a linked node with no predecessor is the head. So
+ * LIST_REMOVE() of a node that is not in the list changes nothing, and a free function may
+ * unlink an object from every list it might be in, whether or not construction got that far.
  */
 
 #define LIST_FIELDS(t, name) t *name##_next, *name##_prev
@@ -18,9 +23,14 @@
                 *_head = _item;                                                                          \
         } while (0)
 
+/* Whether @item is in the list at @head. */
+#define LIST_IS_LINKED(name, head, item) ((item)->name##_prev || (head) == (item))
+
 #define LIST_REMOVE(name, head, item)                                                                    \
         do {                                                                                             \
                 __typeof__(*(head)) **_head = &(head), *_item = (item);                                  \
+                if (!_item->name##_prev && *_head != _item)                                              \
+                        break; /* not linked here */                                                     \
                 if (_item->name##_next)                                                                  \
                         _item->name##_next->name##_prev = _item->name##_prev;                            \
                 if (_item->name##_prev)                                                                  \

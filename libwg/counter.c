@@ -107,7 +107,7 @@ static inline int counter_add(wg *g, int64_t delta, uint64_t expect_gen, uint64_
          * handle, so the wake cannot hit memory that went away.
          */
         if ((s & WG_STATE_WAITERS) && !(next & WG_STATE_WAITERS))
-                futex_wake_all(wg_state_futex(g->state));
+                futex_wake_all(wg_state_futex(g->state), FUTEX_SHARED);
 
         if (ret_old)
                 *ret_old = s;
@@ -133,7 +133,8 @@ int wg__add(wg *g, int64_t delta, uint64_t generation, uint64_t *ret_old) {
 }
 
 static struct wg_outcome *outcome_slot(wg *g, uint64_t generation) {
-        return (struct wg_outcome *) ((uint8_t *) g->map + WG_OUTCOME_OFFSET) + generation % WG_OUTCOME_SLOTS;
+        return (struct wg_outcome *) ((uint8_t *) g->map + WG_OUTCOME_OFFSET) +
+                generation % WG_OUTCOME_SLOTS;
 }
 
 /*
@@ -150,7 +151,9 @@ void wg__outcome_count(wg *g, uint64_t generation, WgOutcomeKind kind) {
                 __atomic_store_n(&o->abandoned, 0, __ATOMIC_RELAXED);
                 __atomic_store_n(&o->generation, (uint32_t) generation, __ATOMIC_RELAXED);
         }
-        counter = kind == WG_OUTCOME_SUCCEEDED ? &o->succeeded : kind == WG_OUTCOME_FAILED ? &o->failed : &o->abandoned;
+        counter = kind == WG_OUTCOME_SUCCEEDED ? &o->succeeded :
+                kind == WG_OUTCOME_FAILED      ? &o->failed :
+                                                 &o->abandoned;
         __atomic_store_n(counter, __atomic_load_n(counter, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
 }
 
@@ -179,8 +182,8 @@ static int failures_of(wg *g, uint64_t generation) {
         return n > INT_MAX ? INT_MAX : (int) n;
 }
 
-_public_ int wg_get_outcome(wg *g, uint64_t generation, uint64_t *ret_succeeded, uint64_t *ret_failed,
-                            uint64_t *ret_abandoned) {
+_public_ int wg_get_outcome(
+        wg *g, uint64_t generation, uint64_t *ret_succeeded, uint64_t *ret_failed, uint64_t *ret_abandoned) {
         struct wg_outcome o;
         int r;
 
@@ -197,6 +200,60 @@ _public_ int wg_get_outcome(wg *g, uint64_t generation, uint64_t *ret_succeeded,
         if (ret_abandoned)
                 *ret_abandoned = o.abandoned;
         return 0;
+}
+
+/*
+ * Register as a waiter of generation @gen: make sure that whoever ends it will wake the futex.
+ * Returns 1 with *s the word as registered (WAITERS set, @gen still running), 0 if @gen ended
+ * (whatever the group did since: a waiter's generation that ended is a success), or the error
+ * of a word that stops every operation. *s is the caller's last look at the word.
+ */
+static int waiter_register(wg *g, uint64_t gen, uint64_t *s) {
+        for (;;) {
+                int r;
+
+                if (wg_state_generation(*s) != gen || wg_state_count(*s) == 0)
+                        return 0;
+                r = wg_state_check(*s);
+                if (r < 0)
+                        return r;
+                if (*s & WG_STATE_WAITERS)
+                        return 1;
+                if (state_cas(g, s, *s | WG_STATE_WAITERS)) {
+                        *s |= WG_STATE_WAITERS;
+                        return 1;
+                }
+        }
+}
+
+int wg__wait_begin(wg *g, uint64_t *ret_generation) {
+        uint64_t s = state_load(g);
+        int r;
+
+        assert(g);
+
+        r = wg_state_check(s);
+        if (r < 0)
+                return r;
+        if (wg_state_count(s) == 0) {
+                /* Nothing outstanding: the generation that counts is the one that ended last. */
+                *ret_generation = (wg_state_generation(s) - 1) & WG_STATE_GEN_MASK;
+                return 0;
+        }
+        *ret_generation = wg_state_generation(s);
+        return 1;
+}
+
+int wg__watch_arm(wg *g, uint64_t gen, uint64_t *ret_state) {
+        uint64_t s = state_load(g);
+        int r;
+
+        assert(g);
+
+        r = waiter_register(g, gen, &s);
+        if (r > 0)
+                *ret_state = s;
+        return r;
 }
 
 int wg__wait_generation(wg *g, uint64_t gen, uint64_t deadline) {
@@ -223,20 +280,11 @@ int wg__wait_generation(wg *g, uint64_t gen, uint64_t deadline) {
         ts = usec_to_timespec(deadline);
 
         for (;;) {
-                /* Register: make sure the completer of this generation knows to wake us. */
-                while (!(s & WG_STATE_WAITERS)) {
-                        if (state_cas(g, &s, s | WG_STATE_WAITERS)) {
-                                s |= WG_STATE_WAITERS;
-                                break;
-                        }
-                        if (wg_state_generation(s) != gen)
-                                return 0;
-                        r = wg_state_check(s);
-                        if (r < 0)
-                                return r;
-                }
+                r = waiter_register(g, gen, &s);
+                if (r <= 0)
+                        return r;
 
-                k = futex_wait_until(wg_state_futex(g->state), (uint32_t) (s >> 32), &ts);
+                k = futex_wait_until(wg_state_futex(g->state), (uint32_t) (s >> 32), &ts, FUTEX_SHARED);
 
                 s = state_load(g);
                 if (wg_state_generation(s) != gen)
@@ -267,24 +315,20 @@ int wg__wait_generation(wg *g, uint64_t gen, uint64_t deadline) {
 }
 
 _public_ int wg_wait(wg *g, uint64_t timeout_usec) {
-        uint64_t s, gen;
+        uint64_t gen;
         int r;
 
         assert_return(g, -EINVAL);
 
-        s = state_load(g);
-        r = wg_state_check(s);
-        if (r < 0)
-                return r;
-        gen = wg_state_generation(s);
-        if (wg_state_count(s) == 0)
-                /* Nothing outstanding: the generation that counts is the one that ended last. */
-                return failures_of(g, (gen - 1) & WG_STATE_GEN_MASK);
+        r = wg__wait_begin(g, &gen);
+        if (r <= 0)
+                return r < 0 ? r : failures_of(g, gen);
         if (timeout_usec == 0)
                 return -ETIMEDOUT;
 
         /* One absolute deadline for the whole wait, however often it wakes. */
-        r = wg__wait_generation(g, gen, timeout_usec == WG_USEC_INFINITY ? UINT64_MAX : deadline_after(timeout_usec));
+        r = wg__wait_generation(
+                g, gen, timeout_usec == WG_USEC_INFINITY ? UINT64_MAX : deadline_after(timeout_usec));
         if (r < 0)
                 return r;
         return failures_of(g, gen);
@@ -301,7 +345,7 @@ static void mark(wg *g, uint64_t bits) {
         /* Clearing WAITERS too keeps the word consistent: everybody registered is woken now. */
         while (!state_cas(g, &s, (s | bits) & ~WG_STATE_WAITERS))
                 ;
-        futex_wake_all(wg_state_futex(g->state));
+        futex_wake_all(wg_state_futex(g->state), FUTEX_SHARED);
 }
 
 void wg__mark_deleted(wg *g) {
@@ -327,7 +371,7 @@ int wg__reset(wg *g, uint64_t *ret_old) {
         } while (!state_cas(g, &s, next));
 
         if (s & WG_STATE_WAITERS)
-                futex_wake_all(wg_state_futex(g->state));
+                futex_wake_all(wg_state_futex(g->state), FUTEX_SHARED);
         if (ret_old)
                 *ret_old = s;
         return 0;

@@ -124,6 +124,15 @@ static inline uint32_t *wg_state_futex(uint64_t *state) {
 #endif
 }
 
+/* The other half of the state word: the counter's 32 bits, for a watcher that compares all 64. */
+static inline uint32_t *wg_state_count_word(uint64_t *state) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        return (uint32_t *) state;
+#else
+        return (uint32_t *) state + 1;
+#endif
+}
+
 /* Create a new, initialised and sealed segment; returns the memfd or -errno. */
 int wg__segment_create(void);
 

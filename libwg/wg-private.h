@@ -52,6 +52,21 @@ int wg__reset(wg *g, uint64_t *ret_old);
 void wg__mark_deleted(wg *g);
 
 /*
+ * Begin a wait: which generation is there to wait for? 1 and *ret_generation the current one
+ * (its count is not zero), 0 and *ret_generation the one that ended last (nothing outstanding),
+ * or the error of a word that stops every operation (-EIDRM, -EOWNERDEAD, -EUCLEAN).
+ */
+int wg__wait_begin(wg *g, uint64_t *ret_generation);
+
+/*
+ * Register as a waiter of generation @gen without sleeping, for a process that watches the
+ * futex word by other means (wgd's watcher): the completer of @gen will then FUTEX_WAKE it.
+ * Returns 1 with *ret_state the state word as registered (sleep on its futex half while it holds
+ * that value), 0 if @gen has ended, or -EIDRM, -EOWNERDEAD, -EUCLEAN.
+ */
+int wg__watch_arm(wg *g, uint64_t gen, uint64_t *ret_state);
+
+/*
  * Wait until generation @gen has ended (or the counter is zero), until the absolute
  * CLOCK_MONOTONIC @deadline_usec (UINT64_MAX: forever). What wg_wait() does once it has seen the
  * generation; for callers that wait in slices (wgctl's progress) and must not lose a generation

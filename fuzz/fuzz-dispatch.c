@@ -33,11 +33,13 @@
 
 #include <systemd/sd-event.h>
 
+#include "dispatch.h"
 #include "fuzz-dispatch.h"
 #include "log.h"
 #include "segment.h"
+#include "server.h"
+#include "wait.h"
 #include "wg-private.h"
-#include "wgd.h"
 
 /*
  * Descriptors that may appear after setup and stay: sd-event opens its timerfd with the first
@@ -111,15 +113,15 @@ static int lowest_free_fd(void) {
 }
 
 static void client_connect(unsigned i) {
-        int r = client_new(server, -EBADF, &peers[i], &clients[i]);
+        int r = server_add_client(server, -EBADF, &peers[i], &clients[i]);
 
         if (r < 0)
-                die("client_new(): %s", strerror(-r));
+                die("server_add_client(): %s", strerror(-r));
 }
 
 /* What wgd does on end of file: the connection goes, with its Waits unanswered. */
 static void client_hang_up(unsigned i) {
-        clients[i] = client_free(clients[i]);
+        server_drop_client(server, clients[i]);
         client_connect(i);
 }
 
@@ -141,14 +143,7 @@ static bool is_our_client(const Client *c) {
         return false;
 }
 
-static bool is_waiting(const Group *g) {
-        LIST_FOREACH(waiting, i, server->waiting)
-                if (i == g)
-                        return true;
-        return false;
-}
-
-/* What server_rearm_watch() answers a Wait for, seen in the state word @st of its group. */
+/* What waits_check() answers a Wait for, seen in the state word @st of its group. */
 static bool wait_ended(const Wait *w, uint64_t st) {
         return wg_state_check(st) < 0 || wg_state_generation(st) != w->generation || wg_state_count(st) == 0;
 }
@@ -156,7 +151,7 @@ static bool wait_ended(const Wait *w, uint64_t st) {
 static bool group_has_ended_wait(const Group *g) {
         uint64_t st = __atomic_load_n(g->handle->state, __ATOMIC_ACQUIRE);
 
-        LIST_FOREACH(by_group, w, g->waits)
+        LIST_FOREACH (by_group, w, g->waits)
                 if (wait_ended(w, st))
                         return true;
         return false;
@@ -272,7 +267,7 @@ static void check_group(Group *g, void *userdata) {
         if (g->owner == t->owner)
                 t->n_owned++;
 
-        if (g->server != server || !group_name_valid(g->name) || group_find(server, g->name) != g)
+        if (!group_name_valid(g->name) || server_find_group(server, g->name) != g)
                 die("Group '%s' is not where the server has it.", g->name);
         if (!g->account || g->account->uid != g->owner)
                 die("Group '%s' is not charged to its owner %u.", g->name, (unsigned) g->owner);
@@ -289,22 +284,24 @@ static void check_group(Group *g, void *userdata) {
          * Wait is left whose generation ended, and every watched word asks its completer to wake.
          */
         if (!waits_unsettled && g->waits && !(st & WG_STATE_WAITERS))
-                die("Group '%s' has Waits but no WAITERS in state word %#llx.", g->name,
+                die("Group '%s' has Waits but no WAITERS in state word %#llx.",
+                    g->name,
                     (unsigned long long) st);
 
-        LIST_FOREACH(by_group, w, g->waits) {
+        LIST_FOREACH (by_group, w, g->waits) {
                 if (w->group != g || !is_our_client(w->client))
                         die("A Wait of group '%s' belongs elsewhere.", g->name);
                 if (!waits_unsettled && wait_ended(w, st))
                         die("A Wait of group '%s' for generation %llu is still pending in state word %#llx.",
-                            g->name, (unsigned long long) w->generation, (unsigned long long) st);
+                            g->name,
+                            (unsigned long long) w->generation,
+                            (unsigned long long) st);
                 n_waits++;
         }
         if (n_waits != g->n_waits)
                 die("Group '%s' counts %u Waits, has %u.", g->name, g->n_waits, n_waits);
-        if (!!g->waits != is_waiting(g))
-                die("Group '%s' has %u Waits but is %son the waiting list.", g->name, n_waits,
-                    is_waiting(g) ? "" : "not ");
+        if (!!g->waits != !!g->watch)
+                die("Group '%s' has %u Waits but %s watch.", g->name, n_waits, g->watch ? "a" : "no");
 }
 
 struct group_pick {
@@ -331,7 +328,7 @@ static void peer_write(const uint8_t *p, size_t len) {
         if (server->n_groups == 0)
                 return;
         pick.index = b[1] % server->n_groups;
-        group_foreach(server, pick_group, &pick);
+        server_foreach_group(server, pick_group, &pick);
         g = pick.group;
         if (!g)
                 die("Group %u of %u is not there.", (unsigned) b[1] % server->n_groups, server->n_groups);
@@ -361,7 +358,8 @@ static void peer_write(const uint8_t *p, size_t len) {
                 if (!settle(g, segments_scribbled ? SETTLE_SOFT_USEC : SETTLE_USEC) && !segments_scribbled)
                         die("Lost wakeup: a holder's add ended generation %llu of '%s', which wgd waits "
                             "for, and after %llu ms the Wait is still pending.",
-                            (unsigned long long) wg_state_generation(before), g->name,
+                            (unsigned long long) wg_state_generation(before),
+                            g->name,
                             (unsigned long long) (SETTLE_USEC / 1000));
                 break;
         case FUZZ_PEER_STORE:
@@ -373,8 +371,8 @@ static void peer_write(const uint8_t *p, size_t len) {
                 __atomic_store_n(g->handle->state, value, __ATOMIC_RELEASE);
                 segments_scribbled = waits_unsettled = true;
                 /* Shared, like libwg's: the watcher sleeps on the word's page, not on our address. */
-                woken = syscall(SYS_futex, wg_state_futex(g->handle->state), FUTEX_WAKE, INT_MAX, NULL, NULL,
-                                0);
+                woken = syscall(
+                        SYS_futex, wg_state_futex(g->handle->state), FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
                 if (woken < 0)
                         die("FUTEX_WAKE: %s", strerror(errno));
                 /*
@@ -395,16 +393,14 @@ static void check_invariants(void) {
         struct group_tally all = { .owner = (uid_t) -1 };
         unsigned n = 0;
 
-        group_foreach(server, check_group, &all);
+        server_foreach_group(server, check_group, &all);
         if (all.n != server->n_groups || all.n > server->limits.groups)
-                die("The server counts %u groups, has %u (limit %u).", server->n_groups, all.n,
+                die("The server counts %u groups, has %u (limit %u).",
+                    server->n_groups,
+                    all.n,
                     server->limits.groups);
 
-        LIST_FOREACH(waiting, g, server->waiting)
-                if (!g->waits || group_find(server, g->name) != g)
-                        die("Group '%s' is on the waiting list without Waits, or gone.", g->name);
-
-        LIST_FOREACH(clients, c, server->clients) {
+        LIST_FOREACH (clients, c, server->clients) {
                 unsigned n_waits = 0;
 
                 if (!is_our_client(c))
@@ -414,32 +410,40 @@ static void check_invariants(void) {
                             (unsigned) c->peer.uid);
                 if (!c->account || c->account->uid != c->peer.uid)
                         die("Client of uid %u is charged elsewhere.", (unsigned) c->peer.uid);
-                LIST_FOREACH(by_client, w, c->waits) {
-                        if (w->client != c || group_find(server, w->group->name) != w->group)
+                LIST_FOREACH (by_client, w, c->waits) {
+                        if (w->client != c || server_find_group(server, w->group->name) != w->group)
                                 die("A Wait of client uid %u belongs elsewhere.", (unsigned) c->peer.uid);
                         n_waits++;
                 }
                 if (n_waits != c->n_waits || n_waits > server->limits.waits_per_connection)
-                        die("Client of uid %u counts %u Waits, has %u (limit %u).", (unsigned) c->peer.uid,
-                            c->n_waits, n_waits, server->limits.waits_per_connection);
+                        die("Client of uid %u counts %u Waits, has %u (limit %u).",
+                            (unsigned) c->peer.uid,
+                            c->n_waits,
+                            n_waits,
+                            server->limits.waits_per_connection);
                 n++;
         }
         if (n != FUZZ_N_CLIENTS || server->n_clients != FUZZ_N_CLIENTS)
                 die("The server has %u clients (counts %u), not %u.", n, server->n_clients, FUZZ_N_CLIENTS);
 
-        LIST_FOREACH(accounts, a, server->accounts) {
+        LIST_FOREACH (accounts, a, server->accounts.accounts) {
                 struct group_tally owned = { .owner = a->uid };
                 unsigned n_connections = 0;
 
                 for (unsigned i = 0; i < FUZZ_N_CLIENTS; i++)
                         if (clients[i]->peer.uid == a->uid)
                                 n_connections++;
-                group_foreach(server, check_group, &owned);
+                server_foreach_group(server, check_group, &owned);
                 if (owned.n_owned != a->n_groups || a->n_groups > server->limits.groups_per_uid)
-                        die("Uid %u is charged %u groups, owns %u (limit %u).", (unsigned) a->uid,
-                            a->n_groups, owned.n_owned, server->limits.groups_per_uid);
+                        die("Uid %u is charged %u groups, owns %u (limit %u).",
+                            (unsigned) a->uid,
+                            a->n_groups,
+                            owned.n_owned,
+                            server->limits.groups_per_uid);
                 if (n_connections != a->n_connections)
-                        die("Uid %u is charged %u connections, has %u.", (unsigned) a->uid, a->n_connections,
+                        die("Uid %u is charged %u connections, has %u.",
+                            (unsigned) a->uid,
+                            a->n_connections,
                             n_connections);
                 if (a->n_groups == 0 && a->n_connections == 0)
                         die("Uid %u has an account with nothing in it.", (unsigned) a->uid);
@@ -448,20 +452,16 @@ static void check_invariants(void) {
 
 /* Back to the state after setup: no group, no Wait, no timer, no descriptor of this input. */
 static void reset(void) {
-        int fd, r;
+        int fd;
 
         /* The root of a tsearch() tree points to a node whose first member is the key. */
         while (server->groups)
-                group_free(*(Group **) server->groups);
-        /* The watcher must let go of the state words of segments that are unmapped now. */
-        r = server_rearm_watch(server);
-        if (r < 0)
-                die("server_rearm_watch(): %s", strerror(-r));
+                server_forget_group(server, *(Group **) server->groups);
         run_events();
 
         segments_scribbled = waits_unsettled = false;
         check_invariants();
-        if (server->n_groups > 0 || server->waiting)
+        if (server->n_groups > 0)
                 die("Groups left after reset.");
 
         fd = lowest_free_fd();
@@ -489,8 +489,8 @@ static void self_test(void) {
                 die("Self-test request of %zu bytes.", len);
         (void) wg__v1__request__pack(&req, buf);
 
-        dispatch_record(clients[FUZZ_ALICE], buf, len);
-        if (!group_find(server, "self-test"))
+        dispatch_record(clients[FUZZ_ALICE], buf, len, 0);
+        if (!server_find_group(server, "self-test"))
                 die("Self-test: a Create from uid 1000 did not create the group: check the limits here.");
         reset();
 }
@@ -535,7 +535,7 @@ static void setup(void) {
         r = sd_event_new(&event);
         if (r < 0)
                 die("sd_event_new(): %s", strerror(-r));
-        r = server_new(event, &limits, &server);
+        r = server_new(event, &limits, dispatch_record, &server);
         if (r < 0)
                 die("server_new(): %s", strerror(-r));
         for (unsigned i = 0; i < FUZZ_N_CLIENTS; i++)
@@ -580,7 +580,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         if (!record)
                                 die("Out of memory.");
                         memcpy(record, data, len);
-                        dispatch_record(clients[who], record, len);
+                        dispatch_record(clients[who], record, len, 0);
                         free(record);
                 }
                 data += len;

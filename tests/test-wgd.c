@@ -26,8 +26,11 @@
 
 #include <cmocka.h>
 
+#include "futex.h"
+#include "segment.h"
 #include "seqpacket.h"
 #include "test-util.h"
+#include "wg-private.h"
 #include "wg.h"
 #include "wgd-harness.h"
 
@@ -722,6 +725,47 @@ static void test_many_watched_groups(void **state) {
                 close(c[i]);
 }
 
+/*
+ * A holder that corrupts the count's half of the state word (bit 31, which no correct writer
+ * sets) and wakes the futex: a pending protocol Wait learns it (EUCLEAN), however the write falls
+ * against wgd's arming of its watch. When wgd's watcher compared only the futex half, a write
+ * between wgd's look and its thread's sleep went unseen and the Wait hung: so, many rounds,
+ * half of them racing the Wait, half once wgd is known to watch.
+ */
+static void test_scribbled_count(void **state) {
+        enum { ROUNDS = 40 };
+        Harness *h = *state;
+        wg *g;
+        int c;
+
+        harness_start(h, quiet);
+        c = pc_connect(h->socket_path);
+        pc_expect(pc_create(c, "scribbled", 0, 1), 0);
+        assert_int_equal(wg_open("scribbled", 0, &g), 0);
+
+        for (unsigned i = 0; i < ROUNDS; i++) {
+                Wg__V1__Response *r;
+
+                pc_wait_send(c, i + 1, "scribbled", UINT64_MAX);
+                if (i % 2) {
+                        /* Answered after the Wait was taken in: wgd watches the word now. */
+                        r = pc_stat(c, "scribbled");
+                        assert_int_equal(group_of(r)->waiters, 1);
+                        pc_free(r);
+                }
+                __atomic_fetch_or(g->state, WG_STATE_COUNT_BAD, __ATOMIC_SEQ_CST);
+                futex_wake_all(wg_state_futex(g->state), FUTEX_SHARED);
+
+                r = pc_recv(c, NULL);
+                assert_int_equal(r->id, i + 1);
+                pc_expect(r, EUCLEAN);
+                __atomic_fetch_and(g->state, ~WG_STATE_COUNT_BAD, __ATOMIC_SEQ_CST);
+        }
+
+        wg_unref(g);
+        close(c);
+}
+
 /* Without systemd: wgd binds the path itself, refuses to take over a live socket, cleans up. */
 static void test_self_bound(void **state) {
         Harness *h = *state;
@@ -801,6 +845,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_restart, harness_setup, harness_teardown),
                 cmocka_unit_test_setup_teardown(test_out_of_fds, harness_setup, harness_teardown),
                 cmocka_unit_test_setup_teardown(test_many_watched_groups, harness_setup, harness_teardown),
+                cmocka_unit_test_setup_teardown(test_scribbled_count, harness_setup, harness_teardown),
                 cmocka_unit_test_setup_teardown(test_self_bound, harness_setup, harness_teardown),
                 cmocka_unit_test_setup_teardown(test_socket_activation, harness_setup, harness_teardown),
         };

@@ -1,16 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Named groups: the segment behind each name, who owns it and who may use it, and how it
- * survives a restart. The segment is parked in systemd's fdstore under a name that carries the
- * metadata (owner, gid, mode, creation time, group name): the segment itself is writable by
- * every member, so nothing that decides permissions may live in it.
+ * Named groups. The segment is parked in systemd's fdstore under a name that carries the
+ * metadata (owner, gid, mode, creation time, policy, group name).
  */
 
 #define _GNU_SOURCE
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <search.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,27 +16,13 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "group.h"
 #include "log.h"
 #include "macro.h"
 #include "segment.h"
 #include "wg-private.h"
-#include "wgd.h"
 
-/*
- * A Group begins with its name, so the tree compares names, and a lookup's key is the name
- * itself: no Group to build (it is large) for every request.
- */
 static_assert(offsetof(Group, name) == 0, "Group starts with its name");
-
-static int compare_groups(const void *a, const void *b) {
-        return strcmp((const char *) a, (const char *) b);
-}
-
-Group *group_find(Server *s, const char *name) {
-        void *found = tfind(name, &s->groups, compare_groups);
-
-        return found ? *(Group **) found : NULL;
-}
 
 /*
  * "wg1.UID.GID.MODE.CREATED.POLICY.NAME", MODE in octal, POLICY the AbandonPolicy's number: the
@@ -60,7 +43,7 @@ int group_fdname(const Group *g, char *buf, size_t size) {
         return n < 0 || (size_t) n >= size ? -ENAMETOOLONG : 0;
 }
 
-static void fdstore_push(Group *g) {
+void group_park(Group *g) {
         char fdname[256], msg[300];
         int fd = wg_fd(g->handle), r;
 
@@ -69,129 +52,63 @@ static void fdstore_push(Group *g) {
         snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=%s", fdname);
         r = sd_pid_notify_with_fds(0, /* unset_environment= */ 0, msg, &fd, 1);
         if (r < 0)
-                log_warning_errno(r, "Failed to park group %s in the fdstore, it will not survive a restart: %m", g->name);
+                log_warning_errno(
+                        r,
+                        "Failed to park group %s in the fdstore, it will not survive a restart: %m",
+                        g->name);
 }
 
-static void fdstore_remove(const char *fdname) {
+void fdstore_remove(const char *fdname) {
         int r = sd_notifyf(0, "FDSTOREREMOVE=1\nFDNAME=%s", fdname);
 
         if (r < 0)
                 log_warning_errno(r, "Failed to remove %s from the fdstore, ignoring: %m", fdname);
 }
 
-static int group_insert(Server *s, Group *g) {
-        void *node = tsearch(g, &s->groups, compare_groups);
-
-        if (!node)
-                return -ENOMEM;
-        assert(*(Group **) node == g);
-        s->n_groups++;
-        return 0;
-}
-
-/*
- * Make a group. With @fd < 0, a new segment; else the segment behind @fd (a restored one),
- * validated by libwg like any other. The group joins the server and the fdstore.
- */
-int group_new(Server *s, const char *name, uid_t owner, gid_t gid, uint32_t mode,
-              Wg__V1__AbandonPolicy on_abandon, uint64_t created_usec, int fd, Group **ret) {
-        Group *g;
+int group_new(const GroupFields *f, Watcher *watcher, int fd, Group **ret) {
+        _cleanup_(group_freep) Group *g = NULL;
         int r;
 
-        assert(group_name_valid(name));
-        assert(!group_find(s, name));
+        assert(group_name_valid(f->name));
 
         g = calloc(1, sizeof(*g));
         if (!g)
                 return -ENOMEM;
         *g = (Group) {
-                .server = s,
-                .owner = owner,
-                .gid = gid,
-                .mode = mode,
-                .on_abandon = on_abandon,
-                .created_usec = created_usec,
+                .owner = f->owner,
+                .gid = f->gid,
+                .mode = f->mode,
+                .on_abandon = f->on_abandon,
+                .created_usec = f->created_usec,
+                .watcher = watcher,
         };
-        strcpy(g->name, name);
+        strcpy(g->name, f->name);
 
         r = fd < 0 ? wg_new(&g->handle) : wg_from_fd(fd, &g->handle);
-        if (r < 0) {
-                free(g);
+        if (r < 0)
                 return r;
-        }
 
-        r = group_insert(s, g);
-        if (r < 0) {
-                wg_unref(g->handle);
-                free(g);
-                return r;
-        }
-
-        g->account = server_account(s, owner);
-        if (!g->account) {
-                group_free(g);
-                return -ENOMEM;
-        }
-        g->account->n_groups++;
-
-        if (fd < 0)
-                fdstore_push(g);
-
-        server_update_idle(s);
-        *ret = g;
+        *ret = TAKE_PTR(g);
         return 0;
 }
 
-/* Forget the group in this process (at shutdown it stays in the fdstore). */
 Group *group_free(Group *g) {
-        Server *s;
-
         if (!g)
                 return NULL;
-        s = g->server;
 
-        if (g->waits) {
-                LIST_FOREACH(by_group, w, g->waits)
-                        wait_complete(w, -ESHUTDOWN);
-                /*
-                 * The watcher must let go of this segment's word before the segment is unmapped:
-                 * a watcher thread that meets an unmapped word gets EFAULT, and the new set it is
-                 * handed here is what tells it to look again (watcher.c).
-                 */
-                (void) server_rearm_watch(s);
-        }
-        /* Members stay in the fdstore: a restarted wgd finds them, alive or dead. */
-        while (g->members)
-                member_free(g->members);
-
-        if (tdelete(g, &s->groups, compare_groups))
-                s->n_groups--;
-        if (g->account) {
-                g->account->n_groups--;
-                server_account_release(s, g->account);
-        }
+        assert(!g->waits && !g->watch && !g->members);
         wg_unref(g->handle);
         free(g->records);
         free(g);
         return NULL;
 }
 
-/* Delete for good: the segment is marked so that every holder learns it, and leaves the store. */
-void group_delete(Group *g) {
+void group_mark_deleted(Group *g) {
         char fdname[256];
-
-        LIST_FOREACH(by_group, w, g->waits)
-                wait_complete(w, -EIDRM);
-        (void) server_rearm_watch(g->server); /* before group_free() unmaps: see there */
-        while (g->members)
-                member_forget(g->members);
 
         wg__mark_deleted(g->handle);
         if (group_fdname(g, fdname, sizeof(fdname)) >= 0)
                 fdstore_remove(fdname);
-
-        log_info("Deleted group %s", g->name);
-        group_free(g);
 }
 
 bool group_may(const Group *g, const Peer *p, uint32_t access) {
@@ -201,18 +118,13 @@ bool group_may(const Group *g, const Peer *p, uint32_t access) {
                 return true;
         if (p->uid == g->owner)
                 bits = (g->mode >> 6) & 07;
-        else {
-                bool member = p->gid == g->gid;
-
-                for (size_t i = 0; !member && i < p->n_groups; i++)
-                        member = p->groups[i] == g->gid;
-                bits = member ? (g->mode >> 3) & 07 : g->mode & 07;
-        }
+        else
+                bits = peer_in_group(p, g->gid) ? (g->mode >> 3) & 07 : g->mode & 07;
         return (bits & access) == access;
 }
 
 void group_info(const Group *g, Wg__V1__GroupInfo *info) {
-        uint64_t s = __atomic_load_n(g->handle->state, __ATOMIC_ACQUIRE);
+        uint64_t s = wg__state(g->handle);
 
         info->name = (char *) g->name;
         info->has_count = true;
@@ -253,64 +165,25 @@ int fdname_field(const char **p, int base, uint64_t max, uint64_t *ret) {
         return 0;
 }
 
-/* A segment handed back by the fdstore after a restart: check its name, then adopt it. */
-int group_restore(Server *s, const char *fdname, int fd) {
+int group_fdname_parse(const char *fdname, GroupFields *ret) {
         uint64_t owner, gid, mode, created, policy;
         const char *p = fdname + strlen(GROUP_FDNAME_PREFIX);
-        Group *g;
-        int r;
 
         if (strncmp(fdname, GROUP_FDNAME_PREFIX, strlen(GROUP_FDNAME_PREFIX)) != 0 ||
-            fdname_field(&p, 10, UINT32_MAX - 1, &owner) < 0 || fdname_field(&p, 10, UINT32_MAX - 1, &gid) < 0 ||
-            fdname_field(&p, 8, 0666, &mode) < 0 || fdname_field(&p, 10, UINT64_MAX, &created) < 0 ||
+            fdname_field(&p, 10, UINT32_MAX - 1, &owner) < 0 ||
+            fdname_field(&p, 10, UINT32_MAX - 1, &gid) < 0 || fdname_field(&p, 8, 0666, &mode) < 0 ||
+            fdname_field(&p, 10, UINT64_MAX, &created) < 0 ||
             fdname_field(&p, 10, WG__V1__ABANDON_POLICY__ABANDON_POLICY_BREAK, &policy) < 0 || policy == 0 ||
-            !group_name_valid(p) || (mode & 0600) != 0600) {
-                r = log_warning_errno(-EINVAL, "Dropping stored fd with unexpected name '%s'.", fdname);
-                goto drop;
-        }
-        if (group_find(s, p)) {
-                r = log_warning_errno(-EEXIST, "Dropping second stored segment of group %s.", p);
-                goto drop;
-        }
+            !group_name_valid(p) || (mode & 0600) != 0600)
+                return -EINVAL;
 
-        r = group_new(s, p, (uid_t) owner, (gid_t) gid, (uint32_t) mode, (Wg__V1__AbandonPolicy) policy, created, fd,
-                      &g);
-        if (r < 0) {
-                log_warning_errno(r, "Dropping stored segment of group %s: %m", p);
-                goto drop;
-        }
-        if (wg_state_check(__atomic_load_n(g->handle->state, __ATOMIC_ACQUIRE)) == -EIDRM) {
-                log_warning("Dropping stored segment of group %s: it was deleted.", p);
-                group_free(g);
-                r = -EIDRM;
-                goto drop;
-        }
-
-        safe_close(fd);
-        log_info("Restored group %s", g->name);
+        *ret = (GroupFields) {
+                .owner = (uid_t) owner,
+                .gid = (gid_t) gid,
+                .mode = (uint32_t) mode,
+                .created_usec = created,
+                .on_abandon = (Wg__V1__AbandonPolicy) policy,
+                .name = p,
+        };
         return 0;
-
-drop:
-        fdstore_remove(fdname);
-        safe_close(fd);
-        return r;
-}
-
-struct foreach_context {
-        void (*f)(Group *g, void *userdata);
-        void *userdata;
-};
-
-static void foreach_action(const void *node, VISIT which, void *closure) {
-        struct foreach_context *ctx = closure;
-
-        if (which == postorder || which == leaf)
-                ctx->f(*(Group **) node, ctx->userdata);
-}
-
-/* Visit every group in name order. @f must not add or remove groups. */
-void group_foreach(Server *s, void (*f)(Group *g, void *userdata), void *userdata) {
-        struct foreach_context ctx = { .f = f, .userdata = userdata };
-
-        twalk_r(s->groups, foreach_action, &ctx);
 }

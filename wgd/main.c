@@ -20,10 +20,13 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
+#include "dispatch.h"
 #include "group-name.h"
+#include "group.h"
 #include "log.h"
 #include "macro.h"
-#include "wgd.h"
+#include "member.h"
+#include "server.h"
 
 #define CONTROL_FDNAME "control"
 #define DEFAULT_IDLE_USEC (30 * UINT64_C(1000000))
@@ -67,8 +70,12 @@ static void help(void) {
                "Under systemd: socket activation (FileDescriptorName=control), Type=notify, the\n"
                "watchdog, and the fdstore, which keeps every group across restarts.\n"
                "See wgd(8).\n",
-               arg_limits.groups, arg_limits.groups_per_uid, arg_limits.connections_per_uid, arg_limits.connections,
-               arg_limits.waits_per_connection, arg_limits.members_per_uid);
+               arg_limits.groups,
+               arg_limits.groups_per_uid,
+               arg_limits.connections_per_uid,
+               arg_limits.connections,
+               arg_limits.waits_per_connection,
+               arg_limits.members_per_uid);
 }
 
 static int parse_unsigned(const char *s, unsigned min, unsigned *ret) {
@@ -122,8 +129,10 @@ static int parse_argv(int argc, char **argv) {
                         printf("wgd %s\n", WG_VERSION);
                         return 0;
                 case ARG_SOCKET:
-                        if (optarg[0] != '/' || strlen(optarg) >= sizeof(((struct sockaddr_un *) 0)->sun_path)) {
-                                fprintf(stderr, "wgd: --socket needs an absolute path of at most %zu bytes.\n",
+                        if (optarg[0] != '/' ||
+                            strlen(optarg) >= sizeof(((struct sockaddr_un *) 0)->sun_path)) {
+                                fprintf(stderr,
+                                        "wgd: --socket needs an absolute path of at most %zu bytes.\n",
                                         sizeof(((struct sockaddr_un *) 0)->sun_path) - 1);
                                 return -EINVAL;
                         }
@@ -131,7 +140,9 @@ static int parse_argv(int argc, char **argv) {
                         break;
                 case ARG_IDLE:
                         if (parse_unsigned(optarg, 0, &u) < 0) {
-                                fprintf(stderr, "wgd: --idle-timeout needs a number of seconds, not '%s'.\n", optarg);
+                                fprintf(stderr,
+                                        "wgd: --idle-timeout needs a number of seconds, not '%s'.\n",
+                                        optarg);
                                 return -EINVAL;
                         }
                         arg_idle_usec = (uint64_t) u * 1000000;
@@ -143,7 +154,9 @@ static int parse_argv(int argc, char **argv) {
                 case ARG_MAX_WAITS:
                 case ARG_MAX_MEMBERS:
                         if (parse_unsigned(optarg, 1, &u) < 0) {
-                                fprintf(stderr, "wgd: %s needs a positive number, not '%s'.\n", argv[optind - 1],
+                                fprintf(stderr,
+                                        "wgd: %s needs a positive number, not '%s'.\n",
+                                        argv[optind - 1],
                                         optarg);
                                 return -EINVAL;
                         }
@@ -181,7 +194,11 @@ static int parse_argv(int argc, char **argv) {
         return 1;
 }
 
-/* Take what systemd passed: the control socket, and the segments the fdstore kept for us. */
+/*
+ * Take what systemd passed: the control socket, and the segments and pidfds the fdstore kept for
+ * us. A group or member that cannot be restored for want of memory or fds fails the start, with
+ * the store left as it was: systemd starts us again, and nothing is lost.
+ */
 static int take_passed_fds(Server *s) {
         char **names = NULL;
         int n, listen_fd = -EBADF, r = 0;
@@ -193,9 +210,14 @@ static int take_passed_fds(Server *s) {
         /* Groups first: the members that come back need their groups. */
         for (int i = 0; i < n; i++) {
                 const char *name = names && names[i] ? names[i] : "";
+                int fd = SD_LISTEN_FDS_START + i;
 
-                if (strncmp(name, GROUP_FDNAME_PREFIX, strlen(GROUP_FDNAME_PREFIX)) == 0)
-                        (void) group_restore(s, name, SD_LISTEN_FDS_START + i);
+                if (strncmp(name, GROUP_FDNAME_PREFIX, strlen(GROUP_FDNAME_PREFIX)) != 0)
+                        continue;
+                if (r < 0)
+                        safe_close(fd);
+                else
+                        r = server_restore_group(s, name, fd);
         }
         for (int i = 0; i < n; i++) {
                 int fd = SD_LISTEN_FDS_START + i;
@@ -203,15 +225,20 @@ static int take_passed_fds(Server *s) {
 
                 if (strncmp(name, GROUP_FDNAME_PREFIX, strlen(GROUP_FDNAME_PREFIX)) == 0)
                         continue;
-                if (strncmp(name, MEMBER_FDNAME_PREFIX, strlen(MEMBER_FDNAME_PREFIX)) == 0)
-                        (void) member_restore(s, name, fd);
-                else if (listen_fd < 0 && (strcmp(name, CONTROL_FDNAME) == 0 ||
-                                           sd_is_socket_unix(fd, SOCK_SEQPACKET, 1, NULL, 0) > 0))
+                if (strncmp(name, MEMBER_FDNAME_PREFIX, strlen(MEMBER_FDNAME_PREFIX)) == 0) {
+                        if (r < 0)
+                                safe_close(fd);
+                        else
+                                r = server_restore_member(s, name, fd);
+                } else if (
+                        listen_fd < 0 &&
+                        (strcmp(name, CONTROL_FDNAME) == 0 ||
+                         sd_is_socket_unix(fd, SOCK_SEQPACKET, 1, NULL, 0) > 0))
                         listen_fd = fd;
                 else {
                         log_warning("Closing unexpected fd '%s' passed by systemd.", name);
                         if (*name)
-                                (void) sd_notifyf(0, "FDSTOREREMOVE=1\nFDNAME=%s", name);
+                                fdstore_remove(name);
                         safe_close(fd);
                 }
         }
@@ -220,14 +247,20 @@ static int take_passed_fds(Server *s) {
         free(names);
 
         if (listen_fd >= 0) {
-                r = server_listen_fd(s, listen_fd);
-                if (r < 0) {
+                int k = r < 0 ? r : server_listen_fd(s, listen_fd);
+
+                if (k < 0)
                         safe_close(listen_fd);
-                        return log_error_errno(r, "The socket passed as '%s' is not a listening SOCK_SEQPACKET "
-                                               "unix socket: %m", CONTROL_FDNAME);
-                }
+                if (r < 0)
+                        return r;
+                if (k < 0)
+                        return log_error_errno(
+                                k,
+                                "The socket passed as '%s' is not a listening SOCK_SEQPACKET "
+                                "unix socket: %m",
+                                CONTROL_FDNAME);
         }
-        return 0;
+        return r;
 }
 
 static int on_signal(sd_event_source *source, const struct signalfd_siginfo *si, void *userdata) {
@@ -273,7 +306,7 @@ static int run(void) {
         if (r < 0)
                 log_warning_errno(r, "Failed to enable the watchdog, ignoring: %m");
 
-        r = server_new(event, &arg_limits, &s);
+        r = server_new(event, &arg_limits, dispatch_record, &s);
         if (r < 0) {
                 log_error_errno(r, "Failed to set up: %m");
                 goto finish;
@@ -307,7 +340,9 @@ static int run(void) {
                 log_info("Listening on %s", path);
         }
 
-        s->idle_usec = arg_idle_usec != UINT64_MAX ? arg_idle_usec : s->socket_activated ? DEFAULT_IDLE_USEC : 0;
+        s->idle_usec = arg_idle_usec != UINT64_MAX ? arg_idle_usec :
+                s->socket_activated                ? DEFAULT_IDLE_USEC :
+                                                     0;
         server_update_idle(s);
 
         (void) sd_notifyf(0, "READY=1\nSTATUS=%u groups, %u clients", s->n_groups, s->n_clients);

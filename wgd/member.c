@@ -1,7 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Members: processes that joined a group, so that wgd does their done for them when they die.
- *
  * A member is held by its connection and by a pidfd of its process (SO_PEERPIDFD, or
  * pidfd_open() of the SO_PEERCRED pid on kernels before 6.5, taken right at the join while the
  * process is talking to us). Either one going away without a Leave means the member died:
@@ -22,24 +20,23 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <systemd/sd-daemon.h>
 
 #include "log.h"
 #include "macro.h"
+#include "member.h"
 #include "segment.h"
 #include "time-util.h"
+#include "wait.h"
 #include "wg-private.h"
-#include "wgd.h"
 
 #ifndef SO_PEERPIDFD
 #define SO_PEERPIDFD 77
@@ -59,7 +56,7 @@ static int peer_pidfd(Client *c) {
         }
         /*
          * Before 6.5: the pid from SO_PEERCRED. It cannot have been reused yet if the process is
-         * the one still talking to us; the check below makes sure it is still there.
+         * the one still talking to us; the check in member_join() makes sure it is still there.
          */
         fd = (int) syscall(SYS_pidfd_open, c->peer.pid, 0);
         if (fd < 0)
@@ -104,12 +101,36 @@ static char *describe(pid_t pid, const char *given) {
         return strdup(buf);
 }
 
-/* "wm1.ID.GENERATION.JOINED.PID.UID.GROUP": what a restarted wgd needs, besides the pidfd. */
 static int member_fdname(const Member *m, char *buf, size_t size) {
-        int n = snprintf(buf, size, MEMBER_FDNAME_PREFIX "%" PRIx64 ".%" PRIu64 ".%" PRIu64 ".%d.%u.%s", m->id,
-                         m->generation, m->joined_usec, (int) m->pid, (unsigned) m->account->uid, m->group->name);
+        int n = snprintf(
+                buf,
+                size,
+                MEMBER_FDNAME_PREFIX "%" PRIx64 ".%" PRIu64 ".%" PRIu64 ".%d.%u.%s",
+                m->id,
+                m->generation,
+                m->joined_usec,
+                (int) m->pid,
+                (unsigned) m->account->uid,
+                m->group->name);
 
         return n < 0 || (size_t) n >= size ? -ENAMETOOLONG : 0;
+}
+
+static void fdstore_park(Member *m) {
+        char fdname[256], msg[300];
+        int r;
+
+        if (m->pidfd < 0 || member_fdname(m, fdname, sizeof(fdname)) < 0)
+                return;
+        /* FDPOLL=0: a pidfd polls readable when its process dies; keep it anyway. */
+        snprintf(msg, sizeof(msg), "FDSTORE=1\nFDPOLL=0\nFDNAME=%s", fdname);
+        r = sd_pid_notify_with_fds(0, 0, msg, &m->pidfd, 1);
+        if (r < 0)
+                log_warning_errno(
+                        r,
+                        "Failed to park member %d of %s in the fdstore: %m",
+                        (int) m->pid,
+                        m->group->name);
 }
 
 static int on_pidfd(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
@@ -120,37 +141,28 @@ static int on_pidfd(sd_event_source *s, int fd, uint32_t revents, void *userdata
         return 0;
 }
 
-/* The common part of a join and of a restore: @m gets its group, lists, pidfd watch. */
-static int member_attach(Member *m, Group *g) {
-        int r;
+static void member_freep(Member **m) {
+        member_free(*m);
+}
 
-        if (m->pidfd >= 0) {
-                r = sd_event_add_io(g->server->event, &m->pidfd_source, m->pidfd, EPOLLIN, on_pidfd, m);
-                if (r < 0)
-                        return r;
-        }
-
+/* Link @m into @g and charge @a: the last step of a join or a restore, which cannot fail. */
+static void attach(Member *m, Group *g, Account *a) {
         m->group = g;
         LIST_PREPEND(by_group, g->members, m);
         g->n_members++;
-        return 0;
+        m->account = a;
+        a->n_members++;
 }
 
 int member_join(Client *c, Group *g, const char *description, Member **ret) {
-        Server *s = c->server;
+        _cleanup_(member_freep) Member *m = NULL;
         uint64_t old;
-        Member *m;
         int r;
-
-        if (c->account->n_members >= s->limits.members_per_uid)
-                return -EDQUOT;
 
         m = calloc(1, sizeof(*m));
         if (!m)
                 return -ENOMEM;
         *m = (Member) {
-                .server = s,
-                .client = c,
                 .pid = c->peer.pid,
                 .pidfd = -EBADF,
                 .joined_usec = now_realtime_usec(),
@@ -158,83 +170,64 @@ int member_join(Client *c, Group *g, const char *description, Member **ret) {
         if (getrandom(&m->id, sizeof(m->id), GRND_NONBLOCK) != sizeof(m->id))
                 m->id = m->joined_usec ^ ((uint64_t) m->pid << 40);
 
-        m->pidfd = peer_pidfd(c);
-        if (m->pidfd == -ENOSYS)
+        r = peer_pidfd(c);
+        if (r == -ENOSYS)
                 /* No pidfds at all: the connection alone holds the membership (and no restart does). */
                 log_debug("No pidfd for member %d: watching its connection only.", (int) m->pid);
-        else if (m->pidfd < 0 || !pidfd_alive(m->pidfd)) {
-                r = m->pidfd < 0 ? m->pidfd : -ESRCH;
-                safe_close(m->pidfd);
-                free(m);
+        else if (r < 0)
                 return r;
+        else {
+                m->pidfd = r;
+                if (!pidfd_alive(m->pidfd))
+                        return -ESRCH;
+                r = sd_event_add_io(c->event, &m->pidfd_source, m->pidfd, EPOLLIN, on_pidfd, m);
+                if (r < 0)
+                        return r;
         }
         m->description = describe(m->pid, description);
-        if (!m->description) {
-                safe_close(m->pidfd);
-                free(m);
+        if (!m->description)
                 return -ENOMEM;
-        }
 
-        /* The add is wgd's; the state word before it names the generation the member is in. */
+        /* The add is wgd's, and the last thing that may fail; the word before it names the generation. */
         r = wg__add(g->handle, 1, UINT64_MAX, &old);
-        if (r < 0) {
-                free(m->description);
-                safe_close(m->pidfd);
-                free(m);
+        if (r < 0)
                 return r;
-        }
         m->generation = wg_state_generation(old);
 
-        m->account = c->account;
-        m->account->n_members++;
-        r = member_attach(m, g);
-        if (r < 0) {
-                /* Undo the add: nobody else can have ended the generation, the member holds it. */
-                (void) wg__add(g->handle, -1, m->generation, NULL);
-                member_free(m);
-                return r;
-        }
+        attach(m, g, c->account);
+        m->client = c;
         LIST_PREPEND(by_client, c->members, m);
+        fdstore_park(m);
 
-        if (m->pidfd >= 0) {
-                char fdname[256], msg[300];
-
-                if (member_fdname(m, fdname, sizeof(fdname)) >= 0) {
-                        /* FDPOLL=0: a pidfd polls readable when its process dies; keep it anyway. */
-                        snprintf(msg, sizeof(msg), "FDSTORE=1\nFDPOLL=0\nFDNAME=%s", fdname);
-                        r = sd_pid_notify_with_fds(0, 0, msg, &m->pidfd, 1);
-                        if (r < 0)
-                                log_warning_errno(r, "Failed to park member %d of %s in the fdstore: %m",
-                                                  (int) m->pid, g->name);
-                }
-        }
-
-        *ret = m;
+        *ret = TAKE_PTR(m);
         return 0;
 }
 
 Member *member_free(Member *m) {
-        Group *g;
-
         if (!m)
                 return NULL;
-        g = m->group;
 
-        if (g) {
-                LIST_REMOVE(by_group, g->members, m);
-                g->n_members--;
+        if (m->group) {
+                LIST_REMOVE(by_group, m->group->members, m);
+                m->group->n_members--;
         }
-        if (m->client)
-                LIST_REMOVE(by_client, m->client->members, m);
+        member_detach(m);
         if (m->account) {
                 m->account->n_members--;
-                server_account_release(m->server, m->account);
+                account_release(m->account);
         }
         sd_event_source_disable_unref(m->pidfd_source);
         safe_close(m->pidfd);
         free(m->description);
         free(m);
         return NULL;
+}
+
+void member_detach(Member *m) {
+        if (!m->client)
+                return;
+        LIST_REMOVE(by_client, m->client->members, m);
+        m->client = NULL;
 }
 
 static void record(Member *m, Wg__V1__MemberState state, int32_t status) {
@@ -263,7 +256,6 @@ static void record(Member *m, Wg__V1__MemberState state, int32_t status) {
 
 void member_end(Member *m, Wg__V1__MemberState state, int32_t status) {
         Group *g = m->group;
-        Server *s = m->server;
         uint64_t st;
         int r;
 
@@ -271,132 +263,102 @@ void member_end(Member *m, Wg__V1__MemberState state, int32_t status) {
 
         st = wg__state(g->handle);
         if (wg_state_generation(st) == m->generation && wg_state_check(st) == 0) {
-                WgOutcomeKind kind = state == WG__V1__MEMBER_STATE__MEMBER_STATE_SUCCEEDED ? WG_OUTCOME_SUCCEEDED :
-                                     state == WG__V1__MEMBER_STATE__MEMBER_STATE_FAILED    ? WG_OUTCOME_FAILED :
-                                                                                             WG_OUTCOME_ABANDONED;
+                WgOutcomeKind kind = state == WG__V1__MEMBER_STATE__MEMBER_STATE_SUCCEEDED ?
+                        WG_OUTCOME_SUCCEEDED :
+                        state == WG__V1__MEMBER_STATE__MEMBER_STATE_FAILED ? WG_OUTCOME_FAILED :
+                                                                             WG_OUTCOME_ABANDONED;
 
                 /* Counted first: the done below may end the generation, and its waiters read this. */
                 wg__outcome_count(g->handle, m->generation, kind);
-                if (kind == WG_OUTCOME_ABANDONED && g->on_abandon == WG__V1__ABANDON_POLICY__ABANDON_POLICY_BREAK) {
-                        log_notice("Group %s is broken: member %d died without leaving.", g->name, (int) m->pid);
+                if (kind == WG_OUTCOME_ABANDONED &&
+                    g->on_abandon == WG__V1__ABANDON_POLICY__ABANDON_POLICY_BREAK) {
+                        log_notice(
+                                "Group %s is broken: member %d died without leaving.",
+                                g->name,
+                                (int) m->pid);
                         wg__mark_broken(g->handle);
                 } else {
                         /* Only within its own generation: a reset (or a stray done) moved on. */
                         r = wg__add(g->handle, -1, m->generation, NULL);
                         if (r < 0 && r != -ESTALE)
-                                log_warning_errno(r, "Group %s: the done of member %d failed: %m", g->name,
-                                                  (int) m->pid);
+                                log_warning_errno(
+                                        r,
+                                        "Group %s: the done of member %d failed: %m",
+                                        g->name,
+                                        (int) m->pid);
                 }
         }
 
         member_forget(m);
-
-        if (g->waits)
-                (void) server_rearm_watch(s);
+        waits_check(g);
 }
 
 void member_forget(Member *m) {
         char fdname[256];
 
-        if (member_fdname(m, fdname, sizeof(fdname)) >= 0)
-                (void) sd_notifyf(0, "FDSTOREREMOVE=1\nFDNAME=%s", fdname);
+        if (m->pidfd >= 0 && member_fdname(m, fdname, sizeof(fdname)) >= 0)
+                fdstore_remove(fdname);
         member_free(m);
 }
 
 Member *member_find(Group *g, uint64_t id) {
-        LIST_FOREACH(by_group, m, g->members)
+        LIST_FOREACH (by_group, m, g->members)
                 if (m->id == id)
                         return m;
         return NULL;
 }
 
-/* A member's pidfd handed back by the fdstore after a restart: still there, or abandoned now. */
-int member_restore(Server *s, const char *fdname, int pidfd) {
+int member_fdname_parse(const char *fdname, MemberFields *ret) {
         const char *p = fdname + strlen(MEMBER_FDNAME_PREFIX);
         uint64_t id, generation, joined, pid, uid;
-        Group *g;
-        Member *m;
-        int r;
 
-        if (fdname_field(&p, 16, UINT64_MAX, &id) < 0 || fdname_field(&p, 10, WG_STATE_GEN_MASK, &generation) < 0 ||
-            fdname_field(&p, 10, UINT64_MAX, &joined) < 0 || fdname_field(&p, 10, INT32_MAX, &pid) < 0 || pid == 0 ||
-            fdname_field(&p, 10, UINT32_MAX - 1, &uid) < 0 || !group_name_valid(p)) {
-                log_warning("Dropping stored fd with unexpected name '%s'.", fdname);
-                goto drop;
-        }
-        g = group_find(s, p);
-        if (!g) {
-                log_warning("Dropping stored member of group %s, which is gone.", p);
-                goto drop;
-        }
+        if (strncmp(fdname, MEMBER_FDNAME_PREFIX, strlen(MEMBER_FDNAME_PREFIX)) != 0 ||
+            fdname_field(&p, 16, UINT64_MAX, &id) < 0 ||
+            fdname_field(&p, 10, WG_STATE_GEN_MASK, &generation) < 0 ||
+            fdname_field(&p, 10, UINT64_MAX, &joined) < 0 || fdname_field(&p, 10, INT32_MAX, &pid) < 0 ||
+            pid == 0 || fdname_field(&p, 10, UINT32_MAX - 1, &uid) < 0 || !group_name_valid(p))
+                return -EINVAL;
+
+        *ret = (MemberFields) {
+                .id = id,
+                .generation = generation,
+                .joined_usec = joined,
+                .pid = (pid_t) pid,
+                .uid = (uid_t) uid,
+                .group = p,
+        };
+        return 0;
+}
+
+int member_restore(sd_event *event, Group *g, Account *a, const MemberFields *f, int pidfd) {
+        _cleanup_(member_freep) Member *m = NULL;
+        int r;
 
         m = calloc(1, sizeof(*m));
         if (!m)
-                goto drop;
+                return -ENOMEM;
         *m = (Member) {
-                .server = s,
-                .id = id,
-                .pid = (pid_t) pid,
-                .pidfd = pidfd,
-                .joined_usec = joined,
-                .generation = generation,
-                .description = describe((pid_t) pid, NULL),
+                .id = f->id,
+                .pid = f->pid,
+                .pidfd = -EBADF,
+                .joined_usec = f->joined_usec,
+                .generation = f->generation,
         };
-        m->account = server_account(s, (uid_t) uid);
-        if (!m->description || !m->account) {
-                m->pidfd = -EBADF;
-                member_free(m);
-                goto drop;
-        }
-        m->account->n_members++;
-        r = member_attach(m, g);
-        if (r < 0) {
-                m->pidfd = -EBADF;
-                member_free(m);
-                goto drop;
-        }
+        m->description = describe(f->pid, NULL);
+        if (!m->description)
+                return -ENOMEM;
+        r = sd_event_add_io(event, &m->pidfd_source, pidfd, EPOLLIN, on_pidfd, m);
+        if (r < 0)
+                return r;
+        m->pidfd = pidfd;
 
+        attach(m, g, a);
         if (!pidfd_alive(pidfd)) {
                 log_info("Member %d of %s died while wgd was away.", (int) m->pid, g->name);
-                member_end(m, WG__V1__MEMBER_STATE__MEMBER_STATE_ABANDONED, 0);
-        } else
+                member_end(TAKE_PTR(m), WG__V1__MEMBER_STATE__MEMBER_STATE_ABANDONED, 0);
+        } else {
                 log_info("Member %d of %s is still there.", (int) m->pid, g->name);
+                TAKE_PTR(m);
+        }
         return 0;
-
-drop:
-        (void) sd_notifyf(0, "FDSTOREREMOVE=1\nFDNAME=%s", fdname);
-        safe_close(pidfd);
-        return -EINVAL;
-}
-
-void member_info(const Member *m, Wg__V1__Member *info) {
-        info->has_id = true;
-        info->id = m->id;
-        info->has_pid = true;
-        info->pid = (uint32_t) m->pid;
-        info->description = m->description;
-        info->has_state = true;
-        info->state = WG__V1__MEMBER_STATE__MEMBER_STATE_JOINED;
-        info->has_joined_usec = true;
-        info->joined_usec = m->joined_usec;
-        info->has_generation = true;
-        info->generation = m->generation;
-}
-
-void member_record_info(const MemberRecord *r, Wg__V1__Member *info) {
-        info->has_id = true;
-        info->id = r->id;
-        info->has_pid = true;
-        info->pid = (uint32_t) r->pid;
-        info->description = (char *) r->description;
-        info->has_state = true;
-        info->state = r->state;
-        info->has_status = true;
-        info->status = r->status;
-        info->has_joined_usec = true;
-        info->joined_usec = r->joined_usec;
-        info->has_ended_usec = true;
-        info->ended_usec = r->ended_usec;
-        info->has_generation = true;
-        info->generation = r->generation;
 }

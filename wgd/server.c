@@ -1,16 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/*
- * The server: the listening socket, admission of connections (credentials and per-uid limits),
- * the watch over groups that have Wait requests pending, and exit on idle.
- */
 
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <search.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <stdio.h>
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -21,44 +17,197 @@
 
 #include "log.h"
 #include "macro.h"
+#include "member.h"
 #include "segment.h"
-#include "watcher.h"
+#include "server.h"
+#include "wait.h"
 #include "wg-private.h"
-#include "wgd.h"
 
 /* sd-event idle timers need no precision: a second of slack lets the kernel batch wakeups. */
 #define IDLE_ACCURACY_USEC (1000 * 1000)
 /* How long to stop accepting when out of fds. */
 #define ACCEPT_PAUSE_USEC (100 * 1000)
 
-Account *server_account(Server *s, uid_t uid) {
+/* The tree compares names; a Group starts with its name, so a lookup's key is the name itself. */
+static int compare_groups(const void *a, const void *b) {
+        return strcmp((const char *) a, (const char *) b);
+}
+
+Group *server_find_group(Server *s, const char *name) {
+        void *found = tfind(name, &s->groups, compare_groups);
+
+        return found ? *(Group **) found : NULL;
+}
+
+struct foreach_context {
+        void (*f)(Group *g, void *userdata);
+        void *userdata;
+};
+
+static void foreach_action(const void *node, VISIT which, void *closure) {
+        struct foreach_context *ctx = closure;
+
+        if (which == postorder || which == leaf)
+                ctx->f(*(Group **) node, ctx->userdata);
+}
+
+void server_foreach_group(Server *s, void (*f)(Group *g, void *userdata), void *userdata) {
+        struct foreach_context ctx = { .f = f, .userdata = userdata };
+
+        twalk_r(s->groups, foreach_action, &ctx);
+}
+
+/* A failure that another try may not meet: then what the fdstore holds stays there for it. */
+static bool error_is_temporary(int r) {
+        return r == -ENOMEM || r == -EMFILE || r == -ENFILE || r == -EAGAIN;
+}
+
+/* Make a group and enter it in the table and its owner's account; @fd as group_new(). */
+static int group_add(Server *s, const GroupFields *f, int fd, Group **ret) {
+        _cleanup_(group_freep) Group *g = NULL;
         Account *a;
+        int r;
 
-        LIST_FOREACH(accounts, i, s->accounts)
-                if (i->uid == uid)
-                        return i;
+        assert(!server_find_group(s, f->name));
 
-        a = calloc(1, sizeof(*a));
+        a = account_get(&s->accounts, f->owner);
         if (!a)
-                return NULL;
-        a->uid = uid;
-        LIST_PREPEND(accounts, s->accounts, a);
-        return a;
+                return -ENOMEM;
+        r = group_new(f, s->watcher, fd, &g);
+        if (r < 0) {
+                account_release(a);
+                return r;
+        }
+        if (!tsearch(g, &s->groups, compare_groups)) {
+                account_release(a);
+                return -ENOMEM;
+        }
+        s->n_groups++;
+        g->account = a;
+        a->n_groups++;
+
+        server_update_idle(s);
+        *ret = TAKE_PTR(g);
+        return 0;
 }
 
-void server_account_release(Server *s, Account *a) {
-        if (a->n_connections > 0 || a->n_groups > 0 || a->n_members > 0)
-                return;
-        LIST_REMOVE(accounts, s->accounts, a);
-        free(a);
+/* Take @g out of the table and free it: its Waits and members must be gone. */
+static void group_drop(Server *s, Group *g) {
+        if (tdelete(g, &s->groups, compare_groups))
+                s->n_groups--;
+        if (g->account) {
+                g->account->n_groups--;
+                account_release(g->account);
+        }
+        group_free(g);
+        server_update_idle(s);
 }
 
-static int on_watch(sd_event_source *source, void *userdata) {
-        return server_rearm_watch(userdata);
+int server_add_group(Server *s, const GroupFields *f, Group **ret) {
+        Group *g;
+        int r;
+
+        r = group_add(s, f, -EBADF, &g);
+        if (r < 0)
+                return r;
+        group_park(g);
+        *ret = g;
+        return 0;
 }
 
-int server_new(sd_event *event, const ServerLimits *limits, Server **ret) {
-        Server *s;
+void server_forget_group(Server *s, Group *g) {
+        waits_fail(g, -ESHUTDOWN);
+        while (g->members)
+                member_free(g->members);
+        group_drop(s, g);
+}
+
+void server_delete_group(Server *s, Group *g) {
+        waits_fail(g, -EIDRM);
+        while (g->members)
+                member_forget(g->members);
+        group_mark_deleted(g);
+        log_info("Deleted group %s", g->name);
+        group_drop(s, g);
+}
+
+int server_restore_group(Server *s, const char *fdname, int fd) {
+        GroupFields f;
+        Group *g;
+        int r;
+
+        if (group_fdname_parse(fdname, &f) < 0) {
+                log_warning("Dropping stored fd with unexpected name '%s'.", fdname);
+                goto drop;
+        }
+        if (server_find_group(s, f.name)) {
+                log_warning("Dropping second stored segment of group %s.", f.name);
+                goto drop;
+        }
+
+        r = group_add(s, &f, fd, &g);
+        if (error_is_temporary(r)) {
+                safe_close(fd);
+                return log_error_errno(r, "Failed to restore group %s: %m", f.name);
+        }
+        if (r < 0) {
+                log_warning_errno(r, "Dropping stored segment of group %s: %m", f.name);
+                goto drop;
+        }
+        if (wg_state_check(wg__state(g->handle)) == -EIDRM) {
+                log_warning("Dropping stored segment of group %s: it was deleted.", f.name);
+                group_drop(s, g);
+                goto drop;
+        }
+
+        safe_close(fd);
+        log_info("Restored group %s", g->name);
+        return 0;
+
+drop:
+        fdstore_remove(fdname);
+        safe_close(fd);
+        return 0;
+}
+
+int server_restore_member(Server *s, const char *fdname, int pidfd) {
+        MemberFields f;
+        Account *a;
+        Group *g;
+        int r;
+
+        if (member_fdname_parse(fdname, &f) < 0) {
+                log_warning("Dropping stored fd with unexpected name '%s'.", fdname);
+                goto drop;
+        }
+        g = server_find_group(s, f.group);
+        if (!g) {
+                log_warning("Dropping stored member of group %s, which is gone.", f.group);
+                goto drop;
+        }
+
+        a = account_get(&s->accounts, f.uid);
+        r = a ? member_restore(s->event, g, a, &f, pidfd) : -ENOMEM;
+        if (r < 0) {
+                account_release(a);
+                safe_close(pidfd);
+                /* Dropping it would lose its done, and hang its group: keep it for the next try. */
+                return log_error_errno(r, "Failed to restore member %d of %s: %m", (int) f.pid, f.group);
+        }
+        return 0;
+
+drop:
+        fdstore_remove(fdname);
+        safe_close(pidfd);
+        return 0;
+}
+
+static void on_client_closed(Client *c) {
+        server_drop_client(c->userdata, c);
+}
+
+int server_new(sd_event *event, const ServerLimits *limits, server_record_handler_t record, Server **ret) {
+        _cleanup_(server_freep) Server *s = NULL;
         int r;
 
         s = calloc(1, sizeof(*s));
@@ -67,17 +216,19 @@ int server_new(sd_event *event, const ServerLimits *limits, Server **ret) {
         *s = (Server) {
                 .event = sd_event_ref(event),
                 .limits = *limits,
+                .client_handlers = {
+                        .record = record,
+                        .closed = on_client_closed,
+                },
                 .listen_fd = -EBADF,
                 .lock_fd = -EBADF,
         };
 
-        r = watcher_new(event, on_watch, s, &s->watcher);
-        if (r < 0) {
-                server_free(s);
+        r = watcher_new(event, &s->watcher);
+        if (r < 0)
                 return r;
-        }
 
-        *ret = s;
+        *ret = TAKE_PTR(s);
         return 0;
 }
 
@@ -89,13 +240,13 @@ Server *server_free(Server *s) {
 
         /*
          * Groups first, so that their pending Waits are answered (ESHUTDOWN) while the clients
-         * are still there. Groups stay in the fdstore: a restarted wgd takes them back. (The
-         * root of a tsearch() tree points to a node whose first member is the key.)
+         * are still there. Groups and members stay in the fdstore: a restarted wgd takes them
+         * back. (The root of a tsearch() tree points to a node whose first member is the key.)
          */
         while (s->groups)
-                group_free(*(Group **) s->groups);
+                server_forget_group(s, *(Group **) s->groups);
         while (s->clients)
-                client_free(s->clients);
+                server_drop_client(s, s->clients);
 
         watcher_free(s->watcher);
         sd_event_source_disable_unref(s->idle_timer);
@@ -112,41 +263,54 @@ Server *server_free(Server *s) {
         return NULL;
 }
 
-static int peer_read(int fd, Peer *ret) {
-        struct ucred uc;
-        socklen_t len = sizeof(uc);
-        gid_t *groups = NULL;
+int server_add_client(Server *s, int fd, const Peer *peer, Client **ret) {
+        Account *a;
+        Client *c;
+        int r;
 
-        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0)
-                return negative_errno();
+        a = account_get(&s->accounts, peer->uid);
+        if (!a)
+                return -ENOMEM;
+        r = client_new(s->event, fd, peer, &s->client_handlers, s, &c);
+        if (r < 0) {
+                account_release(a);
+                return r;
+        }
+        c->account = a;
+        a->n_connections++;
+        LIST_PREPEND(clients, s->clients, c);
+        s->n_clients++;
 
-        /* SO_PEERGROUPS tells how much room it needs with ERANGE: ask, then fetch. */
-        len = 0;
-        for (unsigned attempt = 0; attempt < 4; attempt++) {
-                gid_t *n;
+        server_update_idle(s);
+        *ret = c;
+        return 0;
+}
 
-                if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) >= 0)
-                        break;
-                if (errno != ERANGE) {
-                        free(groups);
-                        return negative_errno();
+void server_drop_client(Server *s, Client *c) {
+        LIST_FOREACH (by_client, w, c->waits)
+                wait_free(w);
+        /*
+         * The connection that held a membership is gone, without a Leave: the member died (or
+         * let go of it), so it is abandoned. Unless wgd itself is stopping: then the member
+         * lives on in the fdstore, for the next wgd.
+         */
+        while (c->members) {
+                Member *m = c->members;
+
+                if (s->stopping)
+                        member_detach(m);
+                else {
+                        log_info("Member %d of %s went away without leaving.", (int) m->pid, m->group->name);
+                        member_end(m, WG__V1__MEMBER_STATE__MEMBER_STATE_ABANDONED, 0);
                 }
-                n = realloc(groups, len > 0 ? len : sizeof(gid_t));
-                if (!n) {
-                        free(groups);
-                        return -ENOMEM;
-                }
-                groups = n;
         }
 
-        *ret = (Peer) {
-                .uid = uc.uid,
-                .gid = uc.gid,
-                .pid = uc.pid,
-                .groups = groups,
-                .n_groups = len / sizeof(gid_t),
-        };
-        return 0;
+        LIST_REMOVE(clients, s->clients, c);
+        s->n_clients--;
+        c->account->n_connections--;
+        account_release(c->account);
+        client_free(c);
+        server_update_idle(s);
 }
 
 /* Turn a connection away with a notice (a Response with id 0) saying why. */
@@ -174,7 +338,10 @@ static void refuse(int fd, int error, const char *message) {
 static int on_accept_resume(sd_event_source *source, uint64_t usec, void *userdata) {
         Server *s = userdata;
 
-        return sd_event_source_set_enabled(s->listen_source, SD_EVENT_ON);
+        if (sd_event_source_set_enabled(s->listen_source, SD_EVENT_ON) < 0)
+                /* Only with a broken event loop: stop, and let systemd start us again. */
+                return sd_event_exit(s->event, -EIO);
+        return 0;
 }
 
 /*
@@ -184,8 +351,10 @@ static int on_accept_resume(sd_event_source *source, uint64_t usec, void *userda
  * The timer exists from the start (listen_start()): making it now would need the fd we lack.
  */
 static void accept_pause(Server *s, int error) {
-        log_warning_errno(error, "Failed to accept a connection, pausing for %u ms: %m",
-                          (unsigned) (ACCEPT_PAUSE_USEC / 1000));
+        log_warning_errno(
+                error,
+                "Failed to accept a connection, pausing for %u ms: %m",
+                (unsigned) (ACCEPT_PAUSE_USEC / 1000));
         if (sd_event_source_set_time_relative(s->accept_pause, ACCEPT_PAUSE_USEC) < 0 ||
             sd_event_source_set_enabled(s->accept_pause, SD_EVENT_ONESHOT) < 0)
                 return; /* cannot pause: better to spin than to stop serving */
@@ -210,32 +379,35 @@ static int on_accept(sd_event_source *source, int lfd, uint32_t revents, void *u
         r = peer_read(fd, &peer);
         if (r < 0) {
                 log_warning_errno(r, "Failed to read the credentials of a connection: %m");
-                safe_close(fd);
+                refuse(fd,
+                       r == -ENOMEM ? -ENOMEM : -EIO,
+                       "wgd could not read this connection's credentials.");
                 return 0;
         }
 
-        a = server_account(s, peer.uid);
+        a = account_find(&s->accounts, peer.uid);
         if (s->n_clients >= s->limits.connections ||
             (a && a->n_connections >= s->limits.connections_per_uid)) {
                 bool all = s->n_clients >= s->limits.connections;
 
-                log_notice("Refusing a connection of uid %u (pid %d): too many connections%s.", (unsigned) peer.uid,
-                           (int) peer.pid, all ? "" : " for this user");
-                refuse(fd, -EUSERS, all ? "wgd has as many connections as it may take." :
-                                          "Too many connections to wgd for this user.");
-                if (a)
-                        server_account_release(s, a);
-                free(peer.groups);
+                log_notice(
+                        "Refusing a connection of uid %u (pid %d): too many connections%s.",
+                        (unsigned) peer.uid,
+                        (int) peer.pid,
+                        all ? "" : " for this user");
+                refuse(fd,
+                       -EUSERS,
+                       all ? "wgd has as many connections as it may take." :
+                             "Too many connections to wgd for this user.");
+                peer_done(&peer);
                 return 0;
         }
 
-        r = client_new(s, fd, &peer, &c);
-        free(peer.groups);
-        if (a)
-                server_account_release(s, a);
+        r = server_add_client(s, fd, &peer, &c);
+        peer_done(&peer);
         if (r < 0) {
                 log_warning_errno(r, "Failed to set up a connection: %m");
-                safe_close(fd);
+                refuse(fd, r, "wgd could not set up this connection.");
         }
         return 0;
 }
@@ -249,8 +421,14 @@ static int listen_start(Server *s, int fd) {
         r = sd_event_add_io(s->event, &s->listen_source, fd, EPOLLIN, on_accept, s);
         if (r < 0)
                 return r;
-        r = sd_event_add_time_relative(s->event, &s->accept_pause, CLOCK_MONOTONIC, ACCEPT_PAUSE_USEC,
-                                       ACCEPT_PAUSE_USEC / 10, on_accept_resume, s);
+        r = sd_event_add_time_relative(
+                s->event,
+                &s->accept_pause,
+                CLOCK_MONOTONIC,
+                ACCEPT_PAUSE_USEC,
+                ACCEPT_PAUSE_USEC / 10,
+                on_accept_resume,
+                s);
         if (r < 0)
                 return r;
         r = sd_event_source_set_enabled(s->accept_pause, SD_EVENT_OFF);
@@ -300,7 +478,7 @@ int server_listen_path(Server *s, const char *path) {
                 return -EADDRINUSE;
         if (errno != ECONNREFUSED && errno != ENOENT)
                 return negative_errno();
-        safe_close(fd);
+        fd = safe_close(fd);
         (void) unlink(path);
 
         fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -337,7 +515,7 @@ static int on_idle(sd_event_source *source, uint64_t usec, void *userdata) {
 
 /* Idle: no group (which exit would lose from the fdstore) and nobody connected. */
 void server_update_idle(Server *s) {
-        bool idle = s->idle_usec > 0 && s->n_groups == 0 && s->n_clients == 0;
+        bool idle = s->idle_usec > 0 && s->n_groups == 0 && s->n_clients == 0 && !s->stopping;
         int r;
 
         if (!idle) {
@@ -346,70 +524,13 @@ void server_update_idle(Server *s) {
         }
         if (s->idle_timer)
                 return;
-        r = sd_event_add_time_relative(s->event, &s->idle_timer, CLOCK_MONOTONIC, s->idle_usec, IDLE_ACCURACY_USEC,
-                                       on_idle, s);
+        r = sd_event_add_time_relative(
+                s->event, &s->idle_timer, CLOCK_MONOTONIC, s->idle_usec, IDLE_ACCURACY_USEC, on_idle, s);
         if (r < 0)
+                /* Not idling is safe: wgd only stays when it could have gone. */
                 log_warning_errno(r, "Failed to arm the idle timer, ignoring: %m");
 }
 
 void server_update_status(Server *s) {
         (void) sd_notifyf(0, "STATUS=%u groups, %u clients", s->n_groups, s->n_clients);
-}
-
-/*
- * Answer the Waits whose generation ended, and watch the state words of the groups that still
- * have some. Registering WAITERS before watching is what makes the completer of a generation
- * call FUTEX_WAKE, exactly as for a waiter in libwg; the expected value handed to the watcher is
- * the word as it was after that registration, so a completion in between is seen by the kernel's
- * compare. Runs after every change to the set of Waits and after every watcher wakeup.
- */
-int server_rearm_watch(Server *s) {
-        WatchEntry *entries = NULL;
-        size_t n = 0, allocated = 0;
-        int r;
-
-        LIST_FOREACH(waiting, g, s->waiting) {
-                uint64_t st = __atomic_load_n(g->handle->state, __ATOMIC_ACQUIRE);
-
-                for (;;) {
-                        int check = wg_state_check(st);
-
-                        LIST_FOREACH(by_group, w, g->waits)
-                                if (check == -EIDRM)
-                                        wait_complete(w, -EIDRM);
-                                else if (wg_state_generation(st) != w->generation || wg_state_count(st) == 0)
-                                        wait_complete(w, 0);
-                                else if (check < 0)
-                                        wait_complete(w, check);
-                        if (!g->waits)
-                                break; /* wait_complete() took g off the waiting list */
-                        if (st & WG_STATE_WAITERS)
-                                break;
-                        if (__atomic_compare_exchange_n(g->handle->state, &st, st | WG_STATE_WAITERS, false,
-                                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-                                st |= WG_STATE_WAITERS;
-                                break;
-                        }
-                }
-                if (!g->waits)
-                        continue;
-
-                if (n == allocated) {
-                        WatchEntry *e = realloc(entries, (allocated = allocated * 2 + 16) * sizeof(*e));
-
-                        if (!e) {
-                                free(entries);
-                                return log_error_errno(-ENOMEM, "Failed to watch groups: %m");
-                        }
-                        entries = e;
-                }
-                entries[n++] = (WatchEntry) {
-                        .word = wg_state_futex(g->handle->state),
-                        .expected = (uint32_t) (st >> 32),
-                };
-        }
-
-        r = watcher_set(s->watcher, entries, n);
-        free(entries);
-        return r;
 }

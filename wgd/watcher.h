@@ -2,32 +2,47 @@
 #pragma once
 
 /*
- * The watcher: how wgd learns that a group's generation ended, when the add or done that ended
- * it was an atomic in some other process's mapping, with no message to wgd. A few threads sleep
- * in futex_waitv() on the state words of all groups that have Wait requests pending (127 per
- * thread), and tell the event loop through an eventfd when one of them changes. No thread per
- * waiter, no polling.
+ * The watcher: how wgd learns that a group's state word changed, when the add or done that
+ * changed it was an atomic in some other process's mapping, with no message to wgd.
+ *
+ * A Watch is one state word that wgd waits on (a group with Wait requests pending). Threads
+ * sleep in futex_waitv() on many watches at once and tell the event loop, through an eventfd,
+ * which watch fired; the loop then looks at that one group only. A fired watch stays quiet until
+ * it is armed again, so a word that stays changed cannot make a thread spin. Adding, arming or
+ * freeing a watch touches one thread's table: O(1), whatever else is watched.
  */
 
-#include <stddef.h>
 #include <stdint.h>
 
 #include <systemd/sd-event.h>
 
 typedef struct Watcher Watcher;
-
-typedef struct WatchEntry {
-        uint32_t *word;    /* a futex word in a MAP_SHARED segment */
-        uint32_t expected; /* sleep while it holds this */
-} WatchEntry;
+typedef struct Watch Watch;
 
 /*
- * @callback runs in the event loop after one of the watched words changed (or was woken). The
- * watcher then stays quiet until the next watcher_set(), which the callback must call (with the
- * entries that still need watching, possibly none).
+ * Runs in the event loop when @watch fired: its word differs from what it was armed with, or
+ * somebody woke it. The watch is disarmed; the handler arms it again (watch_arm()) or frees it.
  */
-int watcher_new(sd_event *event, sd_event_handler_t callback, void *userdata, Watcher **ret);
-Watcher *watcher_free(Watcher *w);
+typedef void (*watch_handler_t)(Watch *watch, void *userdata);
 
-/* Replace the set of watched words. Returns 0 or -errno (-ENOMEM, or no thread could start). */
-int watcher_set(Watcher *w, const WatchEntry *entries, size_t n);
+int watcher_new(sd_event *event, Watcher **ret);
+Watcher *watcher_free(Watcher *w);
+static inline void watcher_freep(Watcher **w) {
+        watcher_free(*w);
+}
+
+/*
+ * A new watch on the 64-bit state word @state, disarmed. Fails only with -ENOMEM; a watch that
+ * finds no thread (none could start) is looked at by a timer in the loop instead, and moves to a
+ * thread when one starts.
+ */
+int watch_new(Watcher *w, uint64_t *state, watch_handler_t handler, void *userdata, Watch **ret);
+
+/* Fire when the word differs from @snapshot (any of its 64 bits), or when it is woken. */
+void watch_arm(Watch *watch, uint64_t snapshot);
+
+/* Stop watching; no handler runs for @watch after this. Returns NULL. */
+Watch *watch_free(Watch *watch);
+
+/* How many threads watch, and whether futex_waitv() is used: for tests and the status line. */
+unsigned watcher_threads(const Watcher *w);

@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Accounts live in a list: a machine has few users with something in wgd at once, and each
+ * connection looks its account up once, at accept.
+ */
+
+#include <stdlib.h>
+
+#include "account.h"
+
+Account *account_find(AccountTable *t, uid_t uid) {
+        LIST_FOREACH (accounts, i, t->accounts)
+                if (i->uid == uid)
+                        return i;
+        return NULL;
+}
+
+Account *account_get(AccountTable *t, uid_t uid) {
+        Account *a = account_find(t, uid);
+
+        if (a)
+                return a;
+        a = calloc(1, sizeof(*a));
+        if (!a)
+                return NULL;
+        a->table = t;
+        a->uid = uid;
+        LIST_PREPEND(accounts, t->accounts, a);
+        return a;
+}
+
+void account_release(Account *a) {
+        if (!a || a->n_connections > 0 || a->n_groups > 0 || a->n_members > 0)
+                return;
+        LIST_REMOVE(accounts, a->table->accounts, a);
+        free(a);
+}

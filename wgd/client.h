@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * A connection: reading records, answering them, and a bounded output queue for a client that
+ * is slow to read. It knows nothing of requests or groups: it hands each record to its owner
+ * (ClientHandlers.record), and tells its owner when the connection is gone
+ * (ClientHandlers.closed), who then undoes what it linked to the client and frees it.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <systemd/sd-event.h>
+
+#include "account.h"
+#include "list.h"
+#include "peer.h"
+#include "wg.pb-c.h"
+
+typedef struct Client Client;
+typedef struct Outgoing Outgoing;
+struct Wait;
+struct Member;
+
+typedef struct ClientHandlers {
+        /*
+         * One record arrived. @error is 0, or what was wrong with it: -EMSGSIZE (larger than a
+         * record may be; @buf is NULL) or -EBADMSG (it carried file descriptors, which were
+         * closed; @buf holds what came with them).
+         */
+        void (*record)(Client *c, const uint8_t *buf, size_t len, int error);
+        /* The connection is gone (end of file, an error, client_kill()): undo and client_free(). */
+        void (*closed)(Client *c);
+} ClientHandlers;
+
+struct Client {
+        sd_event *event;
+        int fd; /* -EBADF for a client without a connection (the fuzzer's) */
+        sd_event_source *io;
+        Peer peer;
+        const ClientHandlers *handlers;
+        void *userdata;   /* the owner's */
+        Account *account; /* the owner's charge for this connection */
+
+        /* Linked here by their own files (wait.c, member.c), which unlink them too. */
+        struct Wait *waits;
+        unsigned n_waits;
+        struct Member *members;
+
+        Outgoing *out_head, *out_tail;
+        unsigned n_out;
+        bool dead; /* failed or misbehaved: shut down, closed at its next event */
+
+        LIST_FIELDS(Client, clients); /* the owner's list */
+};
+
+/*
+ * A client on connection @fd (or -EBADF: a client whose answers go nowhere, for the fuzzer). On
+ * success the client owns @fd; on failure the caller still does.
+ */
+int client_new(
+        sd_event *event,
+        int fd,
+        const Peer *peer,
+        const ClientHandlers *handlers,
+        void *userdata,
+        Client **ret);
+
+/* Free the connection. Nothing may be linked to it any more (waits, members). NULL-safe. */
+Client *client_free(Client *c);
+static inline void client_freep(Client **c) {
+        client_free(*c);
+}
+
+/*
+ * Send a response, with @fd attached if >= 0 (the caller keeps its own @fd; a queued copy is a
+ * dup). A response that cannot go out now is queued; a client whose queue is full, or whose
+ * socket failed, is killed. Never frees @c.
+ */
+void client_reply(Client *c, const Wg__V1__Response *resp, int fd);
+
+/*
+ * A client that cannot be served any more. Not freed here, because callers may be in the
+ * middle of lists that hold it: its socket is shut down, which wakes its io source, which tells
+ * the owner (closed). A client without a connection is only marked dead.
+ */
+void client_kill(Client *c);

@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Answers: wg.v1 Responses built from wgd's objects, handed to a client to send. */
+
+#include <stdint.h>
+
+#include "client.h"
+#include "group.h"
+
+void reply_error(Client *c, uint64_t id, int error, const char *format, ...)
+        __attribute__((format(printf, 4, 5)));
+
+/* The group's info, with @fd (a segment) attached if >= 0. */
+void reply_group(Client *c, uint64_t id, Group *g, int fd);
+
+/*
+ * The group's info with its members: those of the current generation, and the failed or
+ * abandoned ones of @outcome_generation, with that generation's outcome from the segment.
+ */
+void reply_group_full(Client *c, uint64_t id, Group *g, uint64_t outcome_generation);

@@ -32,17 +32,39 @@ int log_parse_level(const char *s) {
         return -EINVAL;
 }
 
+/*
+ * Text in a message may come from a client (a name, an fdstore name, one day a description): a
+ * control character in it must not reach whoever reads the log on a terminal (an escape
+ * sequence), nor start a line of its own in the journal. Each is written as \xNN, and so is a
+ * backslash that would otherwise read as the start of one.
+ */
+static void escape(const char *in, char *out, size_t size) {
+        static const char hex[] = "0123456789abcdef";
+        size_t n = 0;
+
+        for (const unsigned char *p = (const unsigned char *) in; *p && n + 5 <= size; p++)
+                if (*p < 0x20 || *p == 0x7f || *p == '\\') {
+                        out[n++] = '\\';
+                        out[n++] = 'x';
+                        out[n++] = hex[*p >> 4];
+                        out[n++] = hex[*p & 0xf];
+                } else
+                        out[n++] = (char) *p;
+        out[n] = 0;
+}
+
 static void log_va(int level, const char *format, va_list ap) {
-        char line[1024];
+        char line[1024], safe[sizeof(line) * 4];
         int n;
 
         n = vsnprintf(line, sizeof(line), format, ap);
         if (n < 0)
                 return;
+        escape(line, safe, sizeof(safe));
         if (prefix)
-                fprintf(stderr, "<%d>%s\n", level, line);
+                fprintf(stderr, "<%d>%s\n", level, safe);
         else
-                fprintf(stderr, "wgd: %s\n", line);
+                fprintf(stderr, "wgd: %s\n", safe);
 }
 
 void log_full(int level, const char *format, ...) {

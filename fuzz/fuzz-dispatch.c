@@ -514,6 +514,9 @@ static void setup(void) {
                 .connections = FUZZ_N_CLIENTS,
                 .waits_per_connection = FUZZ_WAITS_PER_CONNECTION,
                 .members_per_uid = FUZZ_MEMBERS_PER_UID,
+                .members = FUZZ_N_CLIENTS * FUZZ_MEMBERS_PER_UID,
+                .queued_bytes_per_uid = 1 << 20,
+                .queued_bytes = 1 << 20,
         };
         const char *level;
         int r;

@@ -52,7 +52,7 @@ static void test_oversized_answer(void **state) {
         resp.id = 77;
         resp.result_case = WG__V1__RESPONSE__RESULT_GROUP;
         resp.group = &info;
-        client_reply(c, &resp, -EBADF);
+        client_reply(c, &resp, NULL);
 
         n = seqpacket_recv(sv[1], buf, sizeof(buf), NULL, MSG_DONTWAIT);
         assert_true(n > 0);

@@ -4,6 +4,7 @@
  * connection looks its account up once, at accept.
  */
 
+#include <errno.h>
 #include <stdlib.h>
 
 #include "account.h"
@@ -30,8 +31,24 @@ Account *account_get(AccountTable *t, uid_t uid) {
 }
 
 void account_release(Account *a) {
-        if (!a || a->n_connections > 0 || a->n_groups > 0 || a->n_members > 0)
+        if (!a || a->n_connections > 0 || a->n_groups > 0 || a->n_members > 0 || a->queued_bytes > 0)
                 return;
         LIST_REMOVE(accounts, a->table->accounts, a);
         free(a);
+}
+
+int account_queue(Account *a, size_t bytes) {
+        AccountTable *t = a->table;
+
+        if (bytes > t->queued_bytes_per_uid_max - a->queued_bytes ||
+            bytes > t->queued_bytes_max - t->queued_bytes)
+                return -ENOBUFS;
+        a->queued_bytes += bytes;
+        t->queued_bytes += bytes;
+        return 0;
+}
+
+void account_unqueue(Account *a, size_t bytes) {
+        a->queued_bytes -= bytes;
+        a->table->queued_bytes -= bytes;
 }

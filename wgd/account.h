@@ -2,12 +2,14 @@
 #pragma once
 
 /*
- * Per-uid accounting: what each user holds in wgd (connections, groups, memberships), so that
- * limits are checked in one place. An Account exists while something is charged to it. A leaf:
- * it calls nothing of wgd.
+ * Per-uid accounting: what each user holds in wgd (connections, groups, memberships, bytes of
+ * answers queued for clients that do not read), so that one user's share is bounded and
+ * counted in one place. An Account exists while something is charged to it. A leaf: it calls
+ * nothing of wgd.
  */
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 #include "list.h"
@@ -20,11 +22,16 @@ typedef struct Account {
         unsigned n_connections;
         unsigned n_groups;
         unsigned n_members;
+        size_t queued_bytes; /* answers queued for this uid's connections */
         LIST_FIELDS(struct Account, accounts);
 } Account;
 
 struct AccountTable {
         Account *accounts;
+        unsigned n_members;              /* of everybody */
+        size_t queued_bytes;             /* for everybody */
+        size_t queued_bytes_max;         /* in all */
+        size_t queued_bytes_per_uid_max; /* for one uid */
 };
 
 /* The account of @uid, made empty if there is none; NULL: out of memory. */
@@ -32,6 +39,13 @@ Account *account_get(AccountTable *t, uid_t uid);
 
 /* Look, without making one. */
 Account *account_find(AccountTable *t, uid_t uid);
+
+/*
+ * Charge @bytes of queued answers to @a. -ENOBUFS, and nothing charged, if that would take the
+ * uid past its share or everybody past the total.
+ */
+int account_queue(Account *a, size_t bytes);
+void account_unqueue(Account *a, size_t bytes);
 
 /* Free @a if nothing is charged to it any more (after each decrement). NULL-safe. */
 void account_release(Account *a);

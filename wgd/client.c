@@ -1,7 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * One connection. A client that lets its output queue fill up is dropped, so that no client
- * can make wgd hold an unbounded amount of memory.
+ * One connection. Answers that cannot go out at once are queued, and charged to the uid's
+ * account: a client whose queue holds OUT_MAX answers, or whose uid holds its share of queued
+ * bytes (or everybody the total), is dropped, so that no user can make wgd hold an unbounded
+ * amount of memory. A queued answer that passes a segment holds a reference to the segment's
+ * mapping, not a descriptor: the fd is attached when the answer goes out, so answers nobody reads
+ * cannot fill wgd's descriptor table.
  */
 
 #define _GNU_SOURCE
@@ -24,7 +28,7 @@
 
 struct Outgoing {
         size_t len;
-        int fd;
+        wg *segment; /* its fd goes with the answer */
         LIST_FIELDS(Outgoing, queue);
         uint8_t data[];
 };
@@ -49,7 +53,8 @@ static void out_pop(Client *c) {
         else
                 c->out_tail = NULL;
         c->n_out--;
-        safe_close(o->fd);
+        account_unqueue(c->account, sizeof(*o) + o->len);
+        wg_unref(o->segment);
         free(o);
 }
 
@@ -57,7 +62,8 @@ static void out_pop(Client *c) {
 static int out_flush(Client *c) {
         while (c->out_head) {
                 Outgoing *o = c->out_head;
-                int r = seqpacket_send(c->fd, o->data, o->len, o->fd, MSG_DONTWAIT);
+                int r = seqpacket_send(
+                        c->fd, o->data, o->len, o->segment ? wg_fd(o->segment) : -EBADF, MSG_DONTWAIT);
 
                 if (r < 0)
                         return r;
@@ -152,7 +158,7 @@ static size_t pack(const Wg__V1__Response *resp, uint8_t buf[static WG_RECORD_MA
         return wg__v1__response__pack(&big, buf);
 }
 
-void client_reply(Client *c, const Wg__V1__Response *resp, int fd) {
+void client_reply(Client *c, const Wg__V1__Response *resp, wg *segment) {
         uint8_t buf[WG_RECORD_MAX];
         Outgoing *o;
         size_t len;
@@ -164,7 +170,7 @@ void client_reply(Client *c, const Wg__V1__Response *resp, int fd) {
         len = pack(resp, buf);
 
         if (!c->out_head) {
-                r = seqpacket_send(c->fd, buf, len, fd, MSG_DONTWAIT);
+                r = seqpacket_send(c->fd, buf, len, segment ? wg_fd(segment) : -EBADF, MSG_DONTWAIT);
                 if (r >= 0)
                         return;
                 if (r != -EAGAIN) {
@@ -183,19 +189,25 @@ void client_reply(Client *c, const Wg__V1__Response *resp, int fd) {
                 return;
         }
 
+        if (account_queue(c->account, sizeof(*o) + len) < 0) {
+                log_warning(
+                        "Dropping client (pid %d, uid %u): its user has %zu bytes of answers queued, its "
+                        "share.",
+                        (int) c->peer.pid,
+                        (unsigned) c->peer.uid,
+                        c->account->queued_bytes);
+                client_kill(c);
+                return;
+        }
         o = malloc(sizeof(*o) + len);
         if (!o) {
+                account_unqueue(c->account, sizeof(*o) + len);
                 client_kill(c);
                 return;
         }
         o->len = len;
         memcpy(o->data, buf, len);
-        o->fd = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 3) : -EBADF;
-        if (fd >= 0 && o->fd < 0) {
-                free(o);
-                client_kill(c);
-                return;
-        }
+        o->segment = segment ? wg_ref(segment) : NULL;
         out_push(c, o);
         if (update_events(c) < 0)
                 client_kill(c);

@@ -17,6 +17,7 @@
 #include "account.h"
 #include "list.h"
 #include "peer.h"
+#include "wg.h"
 #include "wg.pb-c.h"
 
 typedef struct Client Client;
@@ -75,11 +76,11 @@ static inline void client_freep(Client **c) {
 }
 
 /*
- * Send a response, with @fd attached if >= 0 (the caller keeps its own @fd; a queued copy is a
- * dup). A response that cannot go out now is queued; a client whose queue is full, or whose
- * socket failed, is killed. Never frees @c.
+ * Send a response, with @segment's fd attached if it is not NULL. A response that cannot go out
+ * now is queued (with a reference to @segment); a client whose queue is full, whose user's
+ * share of queued bytes is used up, or whose socket failed, is killed. Never frees @c.
  */
-void client_reply(Client *c, const Wg__V1__Response *resp, int fd);
+void client_reply(Client *c, const Wg__V1__Response *resp, wg *segment);
 
 /*
  * A client that cannot be served any more. Not freed here, because callers may be in the

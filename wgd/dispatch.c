@@ -263,7 +263,7 @@ static void op_delete(Client *c, uint64_t id, const Wg__V1__Delete *m) {
         resp.id = id;
         resp.result_case = WG__V1__RESPONSE__RESULT_DELETED;
         resp.deleted = &deleted;
-        client_reply(c, &resp, -EBADF);
+        client_reply(c, &resp, NULL);
 }
 
 struct list_context {
@@ -351,7 +351,7 @@ static void op_list(Client *c, uint64_t id, const Wg__V1__List *m) {
         resp.id = id;
         resp.result_case = WG__V1__RESPONSE__RESULT_LIST;
         resp.list = &list;
-        client_reply(c, &resp, -EBADF);
+        client_reply(c, &resp, NULL);
 
         free(ctx.pointers);
         free(ctx.infos);
@@ -449,6 +449,15 @@ static void op_join(Client *c, uint64_t id, const Wg__V1__Join *m) {
         if (!g)
                 return;
 
+        if (server_of(c)->accounts.n_members >= server_of(c)->limits.members) {
+                reply_error(
+                        c,
+                        id,
+                        -ENOSPC,
+                        "wgd holds %u memberships, the most it may.",
+                        server_of(c)->accounts.n_members);
+                return;
+        }
         if (c->account->n_members >= server_of(c)->limits.members_per_uid) {
                 reply_error(
                         c,
@@ -484,7 +493,7 @@ static void op_join(Client *c, uint64_t id, const Wg__V1__Join *m) {
         resp.id = id;
         resp.result_case = WG__V1__RESPONSE__RESULT_JOINED;
         resp.joined = &joined;
-        client_reply(c, &resp, wg_fd(g->handle));
+        client_reply(c, &resp, g->handle);
 }
 
 /* A member may leave on the connection that joined, or, after a restart, as the same process. */

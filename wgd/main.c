@@ -40,6 +40,9 @@ static ServerLimits arg_limits = {
         .connections = 4096,
         .waits_per_connection = 64,
         .members_per_uid = 1024,
+        .members = 4096,
+        .queued_bytes_per_uid = 8 << 20,
+        .queued_bytes = 64 << 20,
 };
 
 static void help(void) {
@@ -65,6 +68,10 @@ static void help(void) {
                "     --max-waits-per-connection=N    Wait requests pending per connection (default %u)\n"
                "     --max-members-per-user=N        Memberships one uid may hold (default %u; each holds\n"
                "                                     a connection too)\n"
+               "     --max-members=N                 Memberships in all (default %u)\n"
+               "     --max-queued-per-user=BYTES     Answers queued for one uid's connections that do\n"
+               "                                     not read them (default %zu)\n"
+               "     --max-queued=BYTES              The same for everybody (default %zu)\n"
                "     --log-level=LEVEL               err, warning, notice, info (default) or debug\n"
                "\n"
                "Under systemd: socket activation (FileDescriptorName=control), Type=notify, the\n"
@@ -75,7 +82,10 @@ static void help(void) {
                arg_limits.connections_per_uid,
                arg_limits.connections,
                arg_limits.waits_per_connection,
-               arg_limits.members_per_uid);
+               arg_limits.members_per_uid,
+               arg_limits.members,
+               arg_limits.queued_bytes_per_uid,
+               arg_limits.queued_bytes);
 }
 
 static int parse_unsigned(const char *s, unsigned min, unsigned *ret) {
@@ -101,6 +111,9 @@ static int parse_argv(int argc, char **argv) {
                 ARG_MAX_CONN,
                 ARG_MAX_WAITS,
                 ARG_MAX_MEMBERS,
+                ARG_MAX_MEMBERS_ALL,
+                ARG_MAX_QUEUED_UID,
+                ARG_MAX_QUEUED,
                 ARG_LOG_LEVEL,
         };
         static const struct option options[] = {
@@ -114,6 +127,9 @@ static int parse_argv(int argc, char **argv) {
                 { "max-connections", required_argument, NULL, ARG_MAX_CONN },
                 { "max-waits-per-connection", required_argument, NULL, ARG_MAX_WAITS },
                 { "max-members-per-user", required_argument, NULL, ARG_MAX_MEMBERS },
+                { "max-members", required_argument, NULL, ARG_MAX_MEMBERS_ALL },
+                { "max-queued-per-user", required_argument, NULL, ARG_MAX_QUEUED_UID },
+                { "max-queued", required_argument, NULL, ARG_MAX_QUEUED },
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
                 {}
         };
@@ -153,6 +169,9 @@ static int parse_argv(int argc, char **argv) {
                 case ARG_MAX_CONN:
                 case ARG_MAX_WAITS:
                 case ARG_MAX_MEMBERS:
+                case ARG_MAX_MEMBERS_ALL:
+                case ARG_MAX_QUEUED_UID:
+                case ARG_MAX_QUEUED:
                         if (parse_unsigned(optarg, 1, &u) < 0) {
                                 fprintf(stderr,
                                         "wgd: %s needs a positive number, not '%s'.\n",
@@ -170,8 +189,14 @@ static int parse_argv(int argc, char **argv) {
                                 arg_limits.connections = u;
                         else if (c == ARG_MAX_WAITS)
                                 arg_limits.waits_per_connection = u;
-                        else
+                        else if (c == ARG_MAX_MEMBERS)
                                 arg_limits.members_per_uid = u;
+                        else if (c == ARG_MAX_MEMBERS_ALL)
+                                arg_limits.members = u;
+                        else if (c == ARG_MAX_QUEUED_UID)
+                                arg_limits.queued_bytes_per_uid = u;
+                        else
+                                arg_limits.queued_bytes = u;
                         break;
                 case ARG_LOG_LEVEL:
                         r = log_parse_level(optarg);

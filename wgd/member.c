@@ -152,6 +152,7 @@ static void attach(Member *m, Group *g, Account *a) {
         g->n_members++;
         m->account = a;
         a->n_members++;
+        a->table->n_members++;
 }
 
 int member_join(Client *c, Group *g, const char *description, Member **ret) {
@@ -214,6 +215,7 @@ Member *member_free(Member *m) {
         member_detach(m);
         if (m->account) {
                 m->account->n_members--;
+                m->account->table->n_members--;
                 account_release(m->account);
         }
         sd_event_source_disable_unref(m->pidfd_source);

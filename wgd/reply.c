@@ -30,7 +30,7 @@ void reply_error(Client *c, uint64_t id, int error, const char *format, ...) {
         resp.id = id;
         resp.result_case = WG__V1__RESPONSE__RESULT_ERROR;
         resp.error = &err;
-        client_reply(c, &resp, -EBADF);
+        client_reply(c, &resp, NULL);
 }
 
 void reply_group(Client *c, uint64_t id, Group *g, int fd) {
@@ -42,7 +42,7 @@ void reply_group(Client *c, uint64_t id, Group *g, int fd) {
         resp.id = id;
         resp.result_case = WG__V1__RESPONSE__RESULT_GROUP;
         resp.group = &info;
-        client_reply(c, &resp, fd);
+        client_reply(c, &resp, fd >= 0 ? g->handle : NULL);
 }
 
 /* Room for one GroupInfo with its members, kept well under the record cap. */
@@ -162,7 +162,7 @@ void reply_group_full(Client *c, uint64_t id, Group *g, uint64_t outcome_generat
         resp.id = id;
         resp.result_case = WG__V1__RESPONSE__RESULT_GROUP;
         resp.group = &f.info;
-        client_reply(c, &resp, -EBADF);
+        client_reply(c, &resp, NULL);
         free(f.members);
         free(f.pointers);
 }

@@ -11,7 +11,7 @@
 void reply_error(Client *c, uint64_t id, int error, const char *format, ...)
         __attribute__((format(printf, 4, 5)));
 
-/* The group's info, with @fd (a segment) attached if >= 0. */
+/* The group's info, with its segment's fd attached if @fd >= 0 (it is the group's, wg_fd()). */
 void reply_group(Client *c, uint64_t id, Group *g, int fd);
 
 /*

@@ -222,6 +222,10 @@ int server_new(sd_event *event, const ServerLimits *limits, server_record_handle
                 },
                 .listen_fd = -EBADF,
                 .lock_fd = -EBADF,
+                .accounts = {
+                        .queued_bytes_max = limits->queued_bytes,
+                        .queued_bytes_per_uid_max = limits->queued_bytes_per_uid,
+                },
         };
 
         r = watcher_new(event, &s->watcher);
@@ -287,6 +291,8 @@ int server_add_client(Server *s, int fd, const Peer *peer, Client **ret) {
 }
 
 void server_drop_client(Server *s, Client *c) {
+        Account *a;
+
         LIST_FOREACH (by_client, w, c->waits)
                 wait_free(w);
         /*
@@ -307,9 +313,10 @@ void server_drop_client(Server *s, Client *c) {
 
         LIST_REMOVE(clients, s->clients, c);
         s->n_clients--;
-        c->account->n_connections--;
-        account_release(c->account);
-        client_free(c);
+        a = c->account;
+        client_free(c); /* gives back what its queue had charged */
+        a->n_connections--;
+        account_release(a);
         server_update_idle(s);
 }
 

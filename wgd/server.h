@@ -46,6 +46,9 @@ typedef struct ServerLimits {
         unsigned connections;
         unsigned waits_per_connection;
         unsigned members_per_uid;
+        unsigned members;            /* in all: each holds a pidfd */
+        size_t queued_bytes_per_uid; /* answers queued for clients that do not read */
+        size_t queued_bytes;
 } ServerLimits;
 
 typedef void (*server_record_handler_t)(Client *c, const uint8_t *buf, size_t len, int error);

@@ -12,7 +12,7 @@
 #include "wg.h"
 #include "wg.pb-c.h"
 
-/* Exit codes, as timeout(1) and env(1) users expect (DESIGN.md, wgctl(1)). */
+/* Exit codes, as timeout(1) and env(1) users expect; wgctl(1), EXIT CODES, is their contract. */
 enum {
         EXIT_OK = 0,
         EXIT_MEMBER_FAILED = 1,

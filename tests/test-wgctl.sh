@@ -15,8 +15,9 @@ unset WGCTL_NO_AUTOSTART
 n=0 failed=0
 
 cleanup() {
-    # The wgd started on demand would exit by itself when idle; don't leave it for that.
-    pkill -f -- "--socket=$WGD_SOCKET" 2>/dev/null
+    # The wgds started on demand (on sockets in $dir) would exit by themselves when idle; don't
+    # leave them for that.
+    pkill -f -- "--socket=$dir/" 2>/dev/null
     rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -252,6 +253,16 @@ expect 0 "delete" -- "$WGCTL" delete shared
 expect 125 "status after delete" -- "$WGCTL" status shared
 expect 125 "no daemon and no start on demand" -- env WGCTL_NO_AUTOSTART=1 WGD_SOCKET="$dir/none.sock" "$WGCTL" list
 check "  says wgd cannot be reached" -- stderr_has "cannot reach wgd"
+# (Before, wgctl waited 5 s for a wgd that could never run: timeout(1) would make that 124.)
+expect 125 "a wgd that does not exist: fails at once" -- \
+    env WGCTL_WGD="$dir/no-such-wgd" WGD_SOCKET="$dir/nowgd.sock" timeout 5 "$WGCTL" list
+check "  names the path, and why" -- stderr_has "cannot start wgd: $dir/no-such-wgd: No such file or directory"
+expect 125 "a wgd that cannot be executed: fails at once" -- \
+    env WGCTL_WGD="$dir" WGD_SOCKET="$dir/nowgd.sock" timeout 5 "$WGCTL" wait build
+check "  names the path, and why" -- stderr_has "cannot start wgd: $dir: Permission denied"
+expect 125 "spawn, with a wgd that does not exist: fails at once" -- \
+    env WGCTL_WGD="$dir/no-such-wgd" WGD_SOCKET="$dir/nowgd.sock" timeout 5 "$WGCTL" spawn build -- true
+check "  and its supervisor says why" -- stderr_has "cannot start wgd: $dir/no-such-wgd: No such file"
 
 echo "1..$n"
 [ "$failed" -eq 0 ]

@@ -38,44 +38,128 @@ const char *response_message(const Wg__V1__Response *r) {
         return "(no message)";
 }
 
-/* Start wgd in a session of its own, with nothing of ours but the environment. */
-static int start_wgd(const char *socket_path) {
-        const char *wgd = getenv("WGCTL_WGD");
+/*
+ * What went wrong the last time we started wgd, for daemon_failure(): "cannot reach wgd" would
+ * hide it. Steps are numbered from 1, so that 0 means the start went well (or was not tried).
+ */
+typedef enum StartStep {
+        START_OK,
+        START_PIPE,
+        START_FORK,
+        START_SESSION,
+        START_STDIO,
+        START_CHDIR,
+        START_EXEC,
+        START_LISTEN, /* it started, but nobody listened in time */
+} StartStep;
+
+static struct {
+        StartStep step;
+        int error;
+        const char *wgd;
+        char socket[sizeof(((struct sockaddr_un *) 0)->sun_path)];
+} start_failure;
+
+/* The record a child sends back through the start pipe when a step fails: nothing means exec'd. */
+typedef struct StartReport {
+        int step;
+        int error;
+} StartReport;
+
+static _Noreturn void start_fail(int fd, StartStep step) {
+        StartReport report = { .step = step, .error = errno };
+
+        /* One record, less than PIPE_BUF: written whole or not at all. Nothing else can be done. */
+        (void) write(fd, &report, sizeof(report));
+        _exit(1);
+}
+
+/*
+ * Start wgd in a session of its own, with nothing of ours but the environment. Returns 0 once
+ * wgd is exec'd, or -errno with start_failure saying which step failed.
+ *
+ * Every step of the two children is reported through a close-on-exec pipe (the classic fork and
+ * exec error pipe): the exec closes it, so end of file with nothing read means wgd runs, and a
+ * record read means it never will. Without it, a wgd that cannot run would look like one that
+ * is slow to listen, and we would wait our whole patience for it to say nothing.
+ */
+static int start_wgd(const char *wgd, const char *socket_path) {
         char socket_arg[sizeof(((struct sockaddr_un *) 0)->sun_path) + 16];
+        StartReport report = { .step = START_OK };
+        int p[2], status;
+        ssize_t n;
         pid_t pid;
-        int status;
 
-        if (!wgd || !*wgd)
-                wgd = WGD_PATH;
         snprintf(socket_arg, sizeof(socket_arg), "--socket=%s", socket_path);
+        start_failure.wgd = wgd;
 
-        pid = fork();
-        if (pid < 0)
-                return negative_errno();
-        if (pid == 0) {
-                /* The middle process exits at once, so wgd is nobody's child and no shell's job. */
-                if (setsid() < 0)
-                        _exit(1);
-                pid = fork();
-                if (pid != 0)
-                        _exit(pid < 0 ? 1 : 0);
-
-                int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-
-                if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0)
-                        _exit(1);
-                closefrom(3);
-                if (chdir("/") < 0)
-                        _exit(1);
-                execl(wgd, wgd, socket_arg, AUTOSTART_IDLE, (char *) NULL);
-                _exit(127);
+        if (pipe2(p, O_CLOEXEC) < 0) {
+                report = (StartReport) { .step = START_PIPE, .error = errno };
+                goto fail;
         }
 
-        if (waitpid(pid, &status, 0) < 0)
-                return negative_errno();
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-                return -ECHILD;
-        return 0;
+        pid = fork();
+        if (pid < 0) {
+                report = (StartReport) { .step = START_FORK, .error = errno };
+                safe_close(p[0]);
+                safe_close(p[1]);
+                goto fail;
+        }
+        if (pid == 0) {
+                int fd, null;
+
+                /* The middle process exits at once, so wgd is nobody's child and no shell's job. */
+                if (setsid() < 0)
+                        start_fail(p[1], START_SESSION);
+                pid = fork();
+                if (pid < 0)
+                        start_fail(p[1], START_FORK);
+                if (pid > 0)
+                        _exit(0);
+
+                /*
+                 * Keep the pipe's write end above the standard streams (we may have been started
+                 * with some closed, so that it is one of them), then at 3, still close-on-exec,
+                 * while everything else of ours goes.
+                 */
+                fd = fcntl(p[1], F_DUPFD_CLOEXEC, 3);
+                if (fd < 0)
+                        start_fail(p[1], START_STDIO);
+                null = open("/dev/null", O_RDWR);
+                if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0)
+                        start_fail(fd, START_STDIO);
+                if (fd != 3 && dup3(fd, 3, O_CLOEXEC) < 0)
+                        start_fail(fd, START_STDIO);
+                closefrom(4);
+                if (chdir("/") < 0)
+                        start_fail(3, START_CHDIR);
+                execl(wgd, wgd, socket_arg, AUTOSTART_IDLE, (char *) NULL);
+                start_fail(3, START_EXEC);
+        }
+
+        safe_close(p[1]);
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR) {
+                        status = 0; /* reaped by somebody else: the pipe tells all the same */
+                        break;
+                }
+        do
+                n = read(p[0], &report, sizeof(report));
+        while (n < 0 && errno == EINTR);
+        safe_close(p[0]);
+
+        if (n == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0)
+                return 0;
+        if (n == 0)
+                /* The middle process died before it could fork, and without a word: a signal. */
+                report = (StartReport) { .step = START_FORK, .error = ECHILD };
+        else if (n != sizeof(report) || report.step <= START_OK || report.step > START_EXEC || report.error <= 0)
+                /* A short read, or garbage: the pipe is ours alone, so never; but say something. */
+                report = (StartReport) { .step = START_FORK, .error = n < 0 ? errno : EIO };
+fail:
+        start_failure.step = report.step;
+        start_failure.error = report.error;
+        return -report.error;
 }
 
 static bool autostart_allowed(void) {
@@ -94,6 +178,7 @@ static void sleep_msec(unsigned msec) {
 /* Try @attempt; if nobody listens, start a wgd and try again until it does. */
 static int with_autostart(int (*attempt)(void *userdata), void *userdata) {
         char path[sizeof(((struct sockaddr_un *) 0)->sun_path)];
+        const char *wgd = getenv("WGCTL_WGD");
         unsigned waited = 0, step = 2;
         int r;
 
@@ -104,18 +189,53 @@ static int with_autostart(int (*attempt)(void *userdata), void *userdata) {
         r = wg_socket_path(path, sizeof(path));
         if (r < 0)
                 return r;
-        r = start_wgd(path);
+        if (!wgd || !*wgd)
+                wgd = WGD_PATH;
+        start_failure.step = START_OK;
+        r = start_wgd(wgd, path);
         if (r < 0)
-                return r;
+                /* Still nobody listening: daemon_failure() tells why from start_failure. */
+                return -ECONNREFUSED;
 
         /* It takes a few milliseconds to listen. (Two wgctl racing start two; one wins the lock.) */
         for (;;) {
                 r = attempt(userdata);
-                if (r != -ECONNREFUSED || waited >= AUTOSTART_PATIENCE_MSEC)
+                if (r != -ECONNREFUSED)
                         return r;
+                if (waited >= AUTOSTART_PATIENCE_MSEC) {
+                        start_failure.step = START_LISTEN;
+                        start_failure.error = -r;
+                        memcpy(start_failure.socket, path, sizeof(path));
+                        return r;
+                }
                 sleep_msec(step);
                 waited += step;
                 step = step < 100 ? step * 2 : 100;
+        }
+}
+
+int daemon_failure(int error) {
+        static const char *const steps[] = {
+                [START_PIPE] = "cannot make a pipe",
+                [START_FORK] = "cannot fork",
+                [START_SESSION] = "cannot make a session",
+                [START_STDIO] = "cannot set up its standard streams",
+                [START_CHDIR] = "cannot change to /",
+        };
+        int e = start_failure.error;
+
+        switch (error == -ECONNREFUSED ? start_failure.step : START_OK) {
+        case START_OK:
+                return failure(error == -ETIMEDOUT ? -EIO : error, "cannot reach wgd: %s", strerror(-error));
+        case START_EXEC:
+                return failure(error, "cannot start wgd: %s: %s (WGCTL_WGD names the wgd to start).",
+                               start_failure.wgd, strerror(e));
+        case START_LISTEN:
+                return failure(error, "started %s, but it did not listen on %s within %u s: %s.", start_failure.wgd,
+                               start_failure.socket, AUTOSTART_PATIENCE_MSEC / 1000, strerror(e));
+        default:
+                return failure(error, "cannot start wgd %s: %s: %s.", start_failure.wgd, steps[start_failure.step],
+                               strerror(e));
         }
 }
 
@@ -167,7 +287,7 @@ int daemon_open(const char *name, bool allow_eacces, wg **ret) {
 
         r = daemon_call(&req, &resp, &fd);
         if (r < 0)
-                return failure(r == -ETIMEDOUT ? -EIO : r, "cannot reach wgd: %s", strerror(-r));
+                return daemon_failure(r);
         if (resp->result_case == WG__V1__RESPONSE__RESULT_ERROR) {
                 if (allow_eacces && resp->error->errnum == EACCES)
                         return -EACCES;

@@ -219,7 +219,7 @@ static int wait_through_wgd(const char *name, uint64_t deadline) {
 
                 r = daemon_call(&req, &resp, NULL);
                 if (r < 0)
-                        return failure(r == -ETIMEDOUT ? -EIO : r, "cannot reach wgd: %s", strerror(-r));
+                        return daemon_failure(r);
                 if (resp->result_case == WG__V1__RESPONSE__RESULT_GROUP) {
                         const Wg__V1__Outcome *o = resp->group->outcome;
 

@@ -48,7 +48,7 @@ static int call(Wg__V1__Request *req, Wg__V1__Response **ret) {
         int r = daemon_call(req, ret, NULL);
 
         if (r < 0)
-                return failure(r == -ETIMEDOUT ? -EIO : r, "cannot reach wgd: %s", strerror(-r));
+                return daemon_failure(r);
         if ((*ret)->result_case == WG__V1__RESPONSE__RESULT_ERROR) {
                 r = failure(-(*ret)->error->errnum, "%s", response_message(*ret));
                 wg__response_freep(ret);

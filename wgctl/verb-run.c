@@ -152,7 +152,7 @@ static int join_failure(const char *name, int r) {
         case -ETIMEDOUT:
         case -ECONNRESET:
         case -EPROTO:
-                return failure(r == -ETIMEDOUT ? -EIO : r, "cannot reach wgd: %s", strerror(-r));
+                return daemon_failure(r);
         default:
                 return failure(r, "cannot join '%s': %s", name, strerror(-r));
         }
@@ -210,6 +210,7 @@ int verb_spawn(int argc, char **argv) {
         char description[256];
         const char *name;
         char **cmd = NULL;
+        /* From the supervisor: the exit code of a failed join (reported there), the exec's errno. */
         int report[2], r, result[2] = { 0, 0 };
         pid_t pid;
         ssize_t n;
@@ -241,18 +242,21 @@ int verb_spawn(int argc, char **argv) {
 
                 /*
                  * The supervisor: the member is this process, so it joins itself, and says so
-                 * before wgctl returns: a 'wgctl wait' right after cannot miss the command.
+                 * before wgctl returns: a 'wgctl wait' right after cannot miss the command. A
+                 * join that fails is reported here, where we know why (a wgd we could not start,
+                 * say), and only its exit code goes back.
                  */
-                result[0] = daemon_join(name, description, &g);
-                if (result[0] >= 0) {
+                r = daemon_join(name, description, &g);
+                if (r < 0)
+                        result[0] = join_failure(name, r);
+                else {
                         r = start_command(cmd, null, &pid, &result[1]);
                         if (r < 0)
                                 result[1] = -r;
-                } else
-                        r = -1;
+                }
                 (void) write(report[1], result, sizeof(result));
                 safe_close(report[1]);
-                if (result[0] < 0)
+                if (result[0] != 0)
                         _exit(EXIT_FAILED);
 
                 (void) leave(g, name, r < 0 ? EXIT_CANNOT_EXECUTE : reap_command(pid), true);
@@ -268,8 +272,8 @@ int verb_spawn(int argc, char **argv) {
 
         if (n != sizeof(result))
                 return failure(-ECHILD, "the supervisor of %s died before it started it.", cmd[0]);
-        if (result[0] < 0)
-                return join_failure(name, result[0]);
+        if (result[0] != 0)
+                return result[0];
         if (result[1] != 0) {
                 fprintf(stderr, "wgctl: spawn: %s: %s\n", cmd[0],
                         result[1] == ENOENT ? "command not found" : strerror(result[1]));

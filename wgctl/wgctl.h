@@ -43,6 +43,12 @@ int parse_duration(const char *s, uint64_t *ret_usec);
 /* daemon.c: requests to wgd, starting a user wgd first if none runs and none is activatable. */
 int daemon_call(Wg__V1__Request *req, Wg__V1__Response **ret, int *ret_fd);
 /*
+ * Report that a request to wgd (daemon_call(), daemon_join()) failed with @error, which is not
+ * the daemon's answer: for -ECONNREFUSED, why the wgd we tried to start does not listen, if we
+ * tried; else that wgd cannot be reached. Returns the exit code.
+ */
+int daemon_failure(int error);
+/*
  * The group's segment, through wgd. Reports errors itself, with the daemon's words, and returns
  * the exit code to leave with; but with @allow_eacces, a permission error is returned quietly
  * as -EACCES, for a caller that has another way.

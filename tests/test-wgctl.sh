@@ -253,6 +253,19 @@ expect 0 "delete" -- "$WGCTL" delete shared
 expect 125 "status after delete" -- "$WGCTL" status shared
 expect 125 "no daemon and no start on demand" -- env WGCTL_NO_AUTOSTART=1 WGD_SOCKET="$dir/none.sock" "$WGCTL" list
 check "  says wgd cannot be reached" -- stderr_has "cannot reach wgd"
+case $WGCTL in
+*/wgctl/wgctl)
+    expect 0 "a wgctl in its build tree, without WGCTL_WGD: starts a wgd" -- \
+        env -u WGCTL_WGD WGD_SOCKET="$dir/tree.sock" "$WGCTL" list
+    tree_wgd=$(pgrep -f -n -- "--socket=$dir/tree.sock")
+    check "  the wgd of the same build tree" -- \
+        test -n "$tree_wgd" -a "$(readlink "/proc/$tree_wgd/exe")" = "$(readlink -f "${WGCTL%/wgctl/wgctl}/wgd/wgd")"
+    pkill -f -- "--socket=$dir/tree.sock"
+    ;;
+*)
+    ok "# SKIP wgctl is not in a build tree: $WGCTL"; ok "# SKIP wgctl is not in a build tree"
+    ;;
+esac
 # (Before, wgctl waited 5 s for a wgd that could never run: timeout(1) would make that 124.)
 expect 125 "a wgd that does not exist: fails at once" -- \
     env WGCTL_WGD="$dir/no-such-wgd" WGD_SOCKET="$dir/nowgd.sock" timeout 5 "$WGCTL" list

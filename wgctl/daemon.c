@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,9 @@
 
 #ifndef WGD_PATH
 #error "WGD_PATH: where wgd is installed"
+#endif
+#ifndef WGCTL_PATH
+#error "WGCTL_PATH: where wgctl is installed"
 #endif
 
 /* How long a wgd started on demand lives without groups and clients. */
@@ -175,10 +179,56 @@ static void sleep_msec(unsigned msec) {
                 ;
 }
 
+/*
+ * The wgd of the build tree this wgctl runs from, if it runs from one: BUILD/wgctl/wgctl starts
+ * BUILD/wgd/wgd, so that a build works before (and without) an install, as the tests and the
+ * README's demo use it. Found from /proc/self/exe, not from a path compiled in: the installed
+ * wgctl must not carry (or depend on) the build directory, and a build tree may move.
+ *
+ * Only when this is not the installed wgctl, when it sits in a directory named wgctl, and when
+ * the wgd found has the same owner as this wgctl: a copy of wgctl somewhere others may write
+ * (/tmp/wgctl/wgctl) must not run their /tmp/wgd/wgd.
+ */
+static const char *build_tree_wgd(char *buf, size_t size) {
+        static const char tail[] = "/wgctl/wgctl";
+        struct stat st_exe, st_wgd;
+        char exe[PATH_MAX];
+        size_t k = strlen(tail);
+        ssize_t n;
+
+        n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+        if (n <= 0)
+                return NULL;
+        exe[n] = 0;
+        if (strcmp(exe, WGCTL_PATH) == 0)
+                return NULL;
+        if ((size_t) n < k || strcmp(exe + n - k, tail) != 0)
+                return NULL;
+        if (snprintf(buf, size, "%.*s/wgd/wgd", (int) ((size_t) n - k), exe) >= (int) size)
+                return NULL;
+
+        /* (A rebuilt wgctl is "... (deleted)": no stat, no build tree; the installed wgd then.) */
+        if (stat(exe, &st_exe) < 0 || stat(buf, &st_wgd) < 0)
+                return NULL;
+        if (!S_ISREG(st_wgd.st_mode) || st_wgd.st_uid != st_exe.st_uid || access(buf, X_OK) < 0)
+                return NULL;
+        return buf;
+}
+
+/* The wgd to start: $WGCTL_WGD, else that of our build tree, else the installed one. */
+static const char *wgd_program(char *buf, size_t size) {
+        const char *e = getenv("WGCTL_WGD");
+
+        if (e && *e)
+                return e;
+        return build_tree_wgd(buf, size) ?: WGD_PATH;
+}
+
 /* Try @attempt; if nobody listens, start a wgd and try again until it does. */
 static int with_autostart(int (*attempt)(void *userdata), void *userdata) {
         char path[sizeof(((struct sockaddr_un *) 0)->sun_path)];
-        const char *wgd = getenv("WGCTL_WGD");
+        static char wgd_buf[PATH_MAX];
+        const char *wgd;
         unsigned waited = 0, step = 2;
         int r;
 
@@ -189,8 +239,7 @@ static int with_autostart(int (*attempt)(void *userdata), void *userdata) {
         r = wg_socket_path(path, sizeof(path));
         if (r < 0)
                 return r;
-        if (!wgd || !*wgd)
-                wgd = WGD_PATH;
+        wgd = wgd_program(wgd_buf, sizeof(wgd_buf));
         start_failure.step = START_OK;
         r = start_wgd(wgd, path);
         if (r < 0)

@@ -266,6 +266,18 @@ case $WGCTL in
     ok "# SKIP wgctl is not in a build tree: $WGCTL"; ok "# SKIP wgctl is not in a build tree"
     ;;
 esac
+# A wgd started on demand from a systemd service must not take the service's environment: it
+# would send READY=1 (and its groups, FDSTORE=1) to the caller's unit, whose socket this is.
+expect 0 "a wgd started under a systemd service's environment" -- \
+    env NOTIFY_SOCKET="$dir/notify.sock" LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=wgd.socket \
+    WATCHDOG_USEC=1000000 WATCHDOG_PID=$$ WGD_SOCKET="$dir/env.sock" "$WGCTL" list
+env_wgd=$(pgrep -f -n -- "--socket=$dir/env.sock")
+check "  found it" -- test -n "$env_wgd"
+check "  it has none of NOTIFY_SOCKET, LISTEN_*, WATCHDOG_*" -- \
+    bash -c "! tr '\\0' '\\n' <'/proc/$env_wgd/environ' | grep -E '^(NOTIFY_SOCKET|LISTEN_PID|LISTEN_FDS|LISTEN_FDNAMES|WATCHDOG_USEC|WATCHDOG_PID)='"
+check "  but the rest of the caller's environment" -- \
+    bash -c "tr '\\0' '\\n' <'/proc/$env_wgd/environ' | grep -qx 'WGD_SOCKET=$dir/env.sock'"
+pkill -f -- "--socket=$dir/env.sock"
 # (Before, wgctl waited 5 s for a wgd that could never run: timeout(1) would make that 124.)
 expect 125 "a wgd that does not exist: fails at once" -- \
     env WGCTL_WGD="$dir/no-such-wgd" WGD_SOCKET="$dir/nowgd.sock" timeout 5 "$WGCTL" list

@@ -48,6 +48,7 @@ const char *response_message(const Wg__V1__Response *r) {
  */
 typedef enum StartStep {
         START_OK,
+        START_ENVIRONMENT,
         START_PIPE,
         START_FORK,
         START_SESSION,
@@ -79,7 +80,43 @@ static _Noreturn void start_fail(int fd, StartStep step) {
 }
 
 /*
- * Start wgd in a session of its own, with nothing of ours but the environment. Returns 0 once
+ * The environment of a systemd service, which is the service's and not wgd's. Started from a
+ * Type=notify unit with NotifyAccess=all, a wgd that kept NOTIFY_SOCKET would tell that unit
+ * READY=1 and park its groups in that unit's fdstore. LISTEN_* and WATCHDOG_* are for the
+ * service's main process: sd-daemon's pid checks keep wgd from acting on them, but a wgd of its
+ * own should not carry them either.
+ */
+static const char *const service_environment[] = {
+        "NOTIFY_SOCKET=", "LISTEN_PID=", "LISTEN_FDS=", "LISTEN_FDNAMES=", "WATCHDOG_USEC=", "WATCHDOG_PID=",
+};
+
+/* Our environment without service_environment, for wgd: a new array of the same strings. */
+static char **wgd_environment(void) {
+        size_t n = 0, k = 0;
+        char **env;
+
+        while (environ[n])
+                n++;
+        env = calloc(n + 1, sizeof(char *));
+        if (!env)
+                return NULL;
+        for (size_t i = 0; i < n; i++) {
+                bool drop = false;
+
+                for (size_t j = 0; j < ELEMENTSOF(service_environment) && !drop; j++) {
+                        const char *v = service_environment[j];
+
+                        drop = strncmp(environ[i], v, strlen(v)) == 0;
+                }
+                if (!drop)
+                        env[k++] = environ[i];
+        }
+        return env;
+}
+
+/*
+ * Start wgd in a session of its own, with nothing of ours but the environment (less that of a
+ * service we may run in). Returns 0 once
  * wgd is exec'd, or -errno with start_failure saying which step failed.
  *
  * Every step of the two children is reported through a close-on-exec pipe (the classic fork and
@@ -90,6 +127,7 @@ static _Noreturn void start_fail(int fd, StartStep step) {
 static int start_wgd(const char *wgd, const char *socket_path) {
         char socket_arg[sizeof(((struct sockaddr_un *) 0)->sun_path) + 16];
         StartReport report = { .step = START_OK };
+        _cleanup_free_ char **env = NULL;
         int p[2], status;
         ssize_t n;
         pid_t pid;
@@ -97,6 +135,12 @@ static int start_wgd(const char *wgd, const char *socket_path) {
         snprintf(socket_arg, sizeof(socket_arg), "--socket=%s", socket_path);
         start_failure.wgd = wgd;
 
+        /* Made here, not in the child: after a fork, only async-signal-safe calls. */
+        env = wgd_environment();
+        if (!env) {
+                report = (StartReport) { .step = START_ENVIRONMENT, .error = ENOMEM };
+                goto fail;
+        }
         if (pipe2(p, O_CLOEXEC) < 0) {
                 report = (StartReport) { .step = START_PIPE, .error = errno };
                 goto fail;
@@ -137,7 +181,8 @@ static int start_wgd(const char *wgd, const char *socket_path) {
                 closefrom(4);
                 if (chdir("/") < 0)
                         start_fail(3, START_CHDIR);
-                execl(wgd, wgd, socket_arg, AUTOSTART_IDLE, (char *) NULL);
+                execve(wgd, (char *const[]) { (char *) wgd, socket_arg, (char *) AUTOSTART_IDLE, NULL },
+                       env);
                 start_fail(3, START_EXEC);
         }
 
@@ -157,7 +202,8 @@ static int start_wgd(const char *wgd, const char *socket_path) {
         if (n == 0)
                 /* The middle process died before it could fork, and without a word: a signal. */
                 report = (StartReport) { .step = START_FORK, .error = ECHILD };
-        else if (n != sizeof(report) || report.step <= START_OK || report.step > START_EXEC || report.error <= 0)
+        else if (n != sizeof(report) || report.step <= START_OK || report.step > START_EXEC ||
+                 report.error <= 0)
                 /* A short read, or garbage: the pipe is ours alone, so never; but say something. */
                 report = (StartReport) { .step = START_FORK, .error = n < 0 ? errno : EIO };
 fail:
@@ -265,6 +311,7 @@ static int with_autostart(int (*attempt)(void *userdata), void *userdata) {
 
 int daemon_failure(int error) {
         static const char *const steps[] = {
+                [START_ENVIRONMENT] = "cannot copy the environment",
                 [START_PIPE] = "cannot make a pipe",
                 [START_FORK] = "cannot fork",
                 [START_SESSION] = "cannot make a session",
@@ -275,16 +322,18 @@ int daemon_failure(int error) {
 
         switch (error == -ECONNREFUSED ? start_failure.step : START_OK) {
         case START_OK:
-                return failure(error == -ETIMEDOUT ? -EIO : error, "cannot reach wgd: %s", strerror(-error));
+                return failure(error == -ETIMEDOUT ? -EIO : error, "cannot reach wgd: %s",
+                               strerror(-error));
         case START_EXEC:
                 return failure(error, "cannot start wgd: %s: %s (WGCTL_WGD names the wgd to start).",
                                start_failure.wgd, strerror(e));
         case START_LISTEN:
-                return failure(error, "started %s, but it did not listen on %s within %u s: %s.", start_failure.wgd,
-                               start_failure.socket, AUTOSTART_PATIENCE_MSEC / 1000, strerror(e));
-        default:
-                return failure(error, "cannot start wgd %s: %s: %s.", start_failure.wgd, steps[start_failure.step],
+                return failure(error, "started %s, but it did not listen on %s within %u s: %s.",
+                               start_failure.wgd, start_failure.socket, AUTOSTART_PATIENCE_MSEC / 1000,
                                strerror(e));
+        default:
+                return failure(error, "cannot start wgd %s: %s: %s.", start_failure.wgd,
+                               steps[start_failure.step], strerror(e));
         }
 }
 

@@ -248,6 +248,42 @@ else
     for i in 1 2 3 4 5 6 7 8 9; do ok "# SKIP not root, no setpriv, or nobody cannot run wgctl here"; done
 fi
 
+# --- text that others chose ---------------------------------------------------------------------
+# A member's description is whatever its joiner sent: here a command line with escape sequences
+# (colour, a window title, CSI as a C1 byte and as UTF-8, a right-to-left override). None of it
+# may reach a terminal as bytes. Joined by another uid where the test can, as an attacker would.
+esc=$(printf '\033')
+hostile=$(printf 'a\033[31mred\033]0;title\007\r\bb\233\302\2332J\342\200\256c')
+# no_control FILE: nothing in FILE that a terminal would act on (ESC, BEL, CR, BS, C1 bytes).
+no_control() { ! LC_ALL=C grep -q "[$esc$(printf '\007\r\b\233')]" "$1"; }
+other=()
+if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null &&
+    setpriv --reuid=65534 --regid=65534 --clear-groups -- "$WGCTL" --version >/dev/null 2>&1; then
+    other=(setpriv --reuid=65534 --regid=65534 --clear-groups --)
+fi
+"$WGCTL" create hostile --mode 0666 >/dev/null
+gate hostile
+expect 0 "a member whose command line holds escape sequences joins${other:+ (as another uid)}" -- \
+    "${other[@]}" "$WGCTL" spawn hostile -- sh -c "$(at_gate hostile); exit 3" "$hostile"
+expect 0 "  status lists it" -- "$WGCTL" status hostile
+check "  escaped: no control byte on stdout" -- no_control "$dir/out"
+check "  but its text, as \\033 and octal" -- grep -qF 'a\033[31mred\033]0;title\a\r\bb\233' "$dir/out"
+expect 0 "  status --json" -- "$WGCTL" status hostile --json
+check "  no ESC in the JSON either" -- bash -c "! grep -q '$esc' '$dir/out'"
+check "  which is valid, with the description's controls in it" -- \
+    jq -e '.members[0].description | startswith("sh -c ") and contains("a\u001b[31mred")' "$dir/out"
+open_gate hostile
+expect 1 "  wait names it as failed" -- "$WGCTL" wait hostile --timeout 60s
+check "  escaped: no control byte on stderr" -- no_control "$dir/err"
+check "  but its text" -- grep -qF 'failed with status 3: sh -c' "$dir/err"
+expect 127 "run of a command named with escape sequences" -- "$WGCTL" run hostile -- "$(printf '\033[31mX')"
+check "  the error names it escaped" -- grep -qF '\033[31mX: command not found' "$dir/err"
+check "  no control byte on stderr" -- no_control "$dir/err"
+expect 1 "  and the wait after it names it escaped" -- "$WGCTL" wait hostile --timeout 60s
+check "  no control byte on stderr" -- no_control "$dir/err"
+expect 2 "a group name with an escape sequence: the usage error escapes it" -- "$WGCTL" add "$(printf 'x\033[2J')"
+check "  no control byte on stderr" -- no_control "$dir/err"
+
 # --- delete, and no daemon ----------------------------------------------------------------------
 expect 0 "delete" -- "$WGCTL" delete shared
 expect 125 "status after delete" -- "$WGCTL" status shared

@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * wgctl: the verb table, argument checks every verb shares, and how failures are reported: one
- * line on stderr, "wgctl: VERB: what went wrong", and an exit code from wgctl.h.
+ * line on stderr, "wgctl: VERB: what went wrong", and an exit code from wgctl.h. The line is
+ * escaped (text.c) as a whole: it may quote a member's description, or wgd's words.
  */
 
 #define _GNU_SOURCE
 #include <errno.h>
+#include <locale.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,6 +15,7 @@
 #include <string.h>
 
 #include "group-name.h"
+#include "macro.h"
 #include "wgctl.h"
 
 const char *program_verb = NULL;
@@ -33,11 +36,25 @@ const Verb verbs[] = {
 };
 
 static void vreport(const char *format, va_list ap) {
+        _cleanup_free_ char *line = NULL;
+
+        /* Formatted first, while errno is still the one a %m means. */
+        if (vasprintf(&line, format, ap) < 0)
+                line = NULL; /* undefined after a failure */
+
         fputs("wgctl: ", stderr);
         if (program_verb)
                 fprintf(stderr, "%s: ", program_verb);
-        vfprintf(stderr, format, ap);
+        fputs_escaped(line ?: "(out of memory to say more)", stderr);
         fputc('\n', stderr);
+}
+
+void notice(const char *format, ...) {
+        va_list ap;
+
+        va_start(ap, format);
+        vreport(format, ap);
+        va_end(ap);
 }
 
 int usage_error(const char *format, ...) {
@@ -131,6 +148,9 @@ static void help(void) {
 }
 
 int main(int argc, char **argv) {
+        /* Only the character set: it decides what text.c may print unescaped. */
+        (void) setlocale(LC_CTYPE, "");
+
         if (argc < 2)
                 return usage_error("a verb is missing; try 'wgctl --help'.");
         if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {

@@ -140,12 +140,13 @@ void report_failed_members(const char *name, const Wg__V1__GroupInfo *info, uint
 
                 if (m->generation != generation)
                         continue;
+                /* notice() escapes the line: the description is whatever the member said. */
                 if (m->state == WG__V1__MEMBER_STATE__MEMBER_STATE_FAILED)
-                        fprintf(stderr, "wgctl: %s: '%s': member %u failed with status %d: %s\n", program_verb, name,
-                                m->pid, m->status, m->description ? m->description : "?");
+                        notice("'%s': member %u failed with status %d: %s", name, m->pid, m->status,
+                               m->description ? m->description : "?");
                 else if (m->state == WG__V1__MEMBER_STATE__MEMBER_STATE_ABANDONED)
-                        fprintf(stderr, "wgctl: %s: '%s': member %u died without leaving: %s\n", program_verb, name,
-                                m->pid, m->description ? m->description : "?");
+                        notice("'%s': member %u died without leaving: %s", name, m->pid,
+                               m->description ? m->description : "?");
         }
 }
 
@@ -163,8 +164,8 @@ static int report_outcome(const char *name, uint64_t generation, uint64_t failed
         if (daemon_call(&req, &resp, NULL) >= 0 && resp->result_case == WG__V1__RESPONSE__RESULT_GROUP)
                 report_failed_members(name, resp->group, generation);
 
-        fprintf(stderr, "wgctl: %s: '%s': done, but %" PRIu64 " member%s failed and %" PRIu64 " died without leaving.\n",
-                program_verb, name, failed, failed == 1 ? "" : "s", abandoned);
+        notice("'%s': done, but %" PRIu64 " member%s failed and %" PRIu64 " died without leaving.", name, failed,
+               failed == 1 ? "" : "s", abandoned);
         return EXIT_MEMBER_FAILED;
 }
 
@@ -187,8 +188,7 @@ static int report_broken(const char *name) {
         req.stat = &m;
         if (daemon_call(&req, &resp, NULL) >= 0 && resp->result_case == WG__V1__RESPONSE__RESULT_GROUP)
                 report_failed_members(name, resp->group, resp->group->generation);
-        fprintf(stderr, "wgctl: %s: '%s' is broken: a member died without leaving; 'wgctl reset %s' mends it.\n",
-                program_verb, name, name);
+        notice("'%s' is broken: a member died without leaving; 'wgctl reset %s' mends it.", name, name);
         return EXIT_MEMBER_FAILED;
 }
 
@@ -226,8 +226,8 @@ static int wait_through_wgd(const char *name, uint64_t deadline) {
                         if (!o || o->failed + o->abandoned == 0)
                                 return EXIT_OK;
                         report_failed_members(name, resp->group, o->generation);
-                        fprintf(stderr, "wgctl: %s: '%s': done, but %u member%s failed and %u died without leaving.\n",
-                                program_verb, name, o->failed, o->failed == 1 ? "" : "s", o->abandoned);
+                        notice("'%s': done, but %u member%s failed and %u died without leaving.", name,
+                               o->failed, o->failed == 1 ? "" : "s", o->abandoned);
                         return EXIT_MEMBER_FAILED;
                 }
                 if (resp->result_case != WG__V1__RESPONSE__RESULT_ERROR)

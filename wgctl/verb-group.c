@@ -58,24 +58,9 @@ static int call(Wg__V1__Request *req, Wg__V1__Response **ret) {
         return 0;
 }
 
-static void json_string(FILE *f, const char *s) {
-        fputc('"', f);
-        for (; s && *s; s++) {
-                unsigned char c = (unsigned char) *s;
-
-                if (c == '"' || c == '\\')
-                        fprintf(f, "\\%c", c);
-                else if (c < 0x20)
-                        fprintf(f, "\\u%04x", c);
-                else
-                        fputc(c, f);
-        }
-        fputc('"', f);
-}
-
 static void print_json(const Wg__V1__GroupInfo *g, bool members) {
         printf("{\"name\":");
-        json_string(stdout, g->name);
+        json_string(g->name, stdout);
         printf(",\"count\":%" PRIu64 ",\"generation\":%" PRIu64 ",\"waiters\":%u,\"futex_waiters\":%s,"
                "\"owner\":%u,\"gid\":%u,\"mode\":\"%04o\",\"created_usec\":%" PRIu64
                ",\"broken\":%s,\"on_abandon\":\"%s\"",
@@ -89,7 +74,7 @@ static void print_json(const Wg__V1__GroupInfo *g, bool members) {
                         printf("%s{\"pid\":%u,\"state\":\"%s\",\"status\":%d,\"generation\":%" PRIu64
                                ",\"description\":",
                                i > 0 ? "," : "", m->pid, state_name(m->state), m->status, m->generation);
-                        json_string(stdout, m->description);
+                        json_string(m->description, stdout);
                         printf("}");
                 }
                 printf("]");
@@ -115,11 +100,20 @@ static void print_human(const Wg__V1__GroupInfo *g) {
         char created[64];
 
         format_time(g->created_usec, created, sizeof(created));
-        printf("name: %s\n", g->name);
+        /* Every string from wgd is escaped: names are safe by their rules, but descriptions are not. */
+        fputs("name: ", stdout);
+        fputs_escaped(g->name, stdout);
+        putchar('\n');
         printf("count: %" PRIu64 "\n", g->count);
         printf("generation: %" PRIu64 "\n", g->generation);
         printf("waiters: %u%s\n", g->waiters, g->futex_waiters ? " (and processes on the segment)" : "");
-        printf("owner: %u%s%s%s\n", g->owner, pw ? " (" : "", pw ? pw->pw_name : "", pw ? ")" : "");
+        printf("owner: %u", g->owner);
+        if (pw) {
+                fputs(" (", stdout);
+                fputs_escaped(pw->pw_name, stdout);
+                putchar(')');
+        }
+        putchar('\n');
         printf("gid: %u\n", g->gid);
         printf("mode: %04o\n", g->mode);
         printf("created: %s\n", created);
@@ -132,7 +126,9 @@ static void print_human(const Wg__V1__GroupInfo *g) {
                 printf("member: %u %s", m->pid, state_name(m->state));
                 if (m->state == WG__V1__MEMBER_STATE__MEMBER_STATE_FAILED)
                         printf(" (status %d)", m->status);
-                printf(": %s\n", m->description ? m->description : "?");
+                fputs(": ", stdout);
+                fputs_escaped(m->description ? m->description : "?", stdout);
+                putchar('\n');
         }
         if (g->members_omitted > 0)
                 printf("members not shown: %u\n", g->members_omitted);
@@ -319,9 +315,12 @@ int verb_list(int argc, char **argv) {
                                 if (!first)
                                         putchar(',');
                                 print_json(g, false);
-                        } else
-                                printf("%-24s %10" PRIu64 " %10" PRIu64 " %7u %8u %04o\n", g->name, g->count,
-                                       g->generation, g->waiters, g->owner, g->mode);
+                        } else {
+                                size_t n = fputs_escaped(g->name, stdout);
+
+                                printf("%*s %10" PRIu64 " %10" PRIu64 " %7u %8u %04o\n", n < 24 ? (int) (24 - n) : 0,
+                                       "", g->count, g->generation, g->waiters, g->owner, g->mode);
+                        }
                         first = false;
                 }
                 if (!list->more || list->n_groups == 0)

@@ -162,8 +162,8 @@ static int leave(wg *g, const char *name, int status, bool report) {
         int r = wg_leave(g, status);
 
         if (r < 0 && report)
-                fprintf(stderr, "wgctl: %s: '%s': the command ended, but leaving the group failed: %s\n",
-                        program_verb, name, r == -EOWNERDEAD ? "it is broken" : strerror(-r));
+                notice("'%s': the command ended, but leaving the group failed: %s", name,
+                       r == -EOWNERDEAD ? "it is broken" : strerror(-r));
         return r;
 }
 
@@ -195,8 +195,7 @@ int verb_run(int argc, char **argv) {
         }
         child_pid = pid;
         if (exec_errno != 0)
-                fprintf(stderr, "wgctl: run: %s: %s\n", cmd[0],
-                        exec_errno == ENOENT ? "command not found" : strerror(exec_errno));
+                notice("%s: %s", cmd[0], exec_errno == ENOENT ? "command not found" : strerror(exec_errno));
 
         status = reap_command(pid);
         child_pid = 0;
@@ -275,8 +274,7 @@ int verb_spawn(int argc, char **argv) {
         if (result[0] != 0)
                 return result[0];
         if (result[1] != 0) {
-                fprintf(stderr, "wgctl: spawn: %s: %s\n", cmd[0],
-                        result[1] == ENOENT ? "command not found" : strerror(result[1]));
+                notice("%s: %s", cmd[0], result[1] == ENOENT ? "command not found" : strerror(result[1]));
                 return result[1] == ENOENT ? EXIT_NOT_FOUND : EXIT_CANNOT_EXECUTE;
         }
         return EXIT_OK;

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "wg.h"
 #include "wg.pb-c.h"
@@ -34,6 +35,8 @@ typedef struct Verb {
 extern const char *program_verb;
 int usage_error(const char *format, ...) __attribute__((format(printf, 1, 2)));
 int failure(int error, const char *format, ...) __attribute__((format(printf, 2, 3)));
+/* A line on stderr like failure()'s, for what is told without failing (a member that failed). */
+void notice(const char *format, ...) __attribute__((format(printf, 1, 2)));
 /* Print the help of verb @name, with its @options lines (or NULL). */
 void verb_help(const char *name, const char *options);
 int parse_name(const char *s, const char **ret);
@@ -62,6 +65,21 @@ void report_failed_members(const char *name, const Wg__V1__GroupInfo *info, uint
 int wait_outcome(const char *name, wg *g, uint64_t generation);
 /* The daemon's own words for an Error response. */
 const char *response_message(const Wg__V1__Response *r);
+
+/*
+ * text.c: printing text that others chose. Human-readable output escapes, C-style, every byte
+ * that is not part of a printable character (\n, \\, \033 ...): controls, C1 controls, the
+ * characters that reorder text, invalid UTF-8, and outside a UTF-8 locale all but ASCII.
+ * Returns the number of bytes written.
+ */
+size_t fputs_escaped(const char *s, FILE *f);
+/* @s (NULL: empty) as a JSON string: controls as \u00XX. */
+void json_string(const char *s, FILE *f);
+/*
+ * The length of the UTF-8 character that @s starts with (1 to 4), its code point in *ret; 0
+ * if there is none (a stray byte, an overlong form, a surrogate, or one cut short by the NUL).
+ */
+size_t utf8_decode(const char *s, uint32_t *ret);
 
 /* verb-*.c */
 int verb_create(int argc, char **argv);

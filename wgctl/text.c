@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Text that others chose, made safe to print. A member's description is any bytes its joiner
+ * sent (or its command line), and it reaches the terminal of whoever runs 'wgctl status' or
+ * 'wgctl wait', root included: written raw, an escape sequence in it would be the terminal's
+ * command, from another user. So everything wgctl prints for people goes through
+ * fputs_escaped(), and JSON through json_string().
+ */
+
+#define _GNU_SOURCE
+#include <langinfo.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "wgctl.h"
+
+size_t utf8_decode(const char *s, uint32_t *ret) {
+        const unsigned char *u = (const unsigned char *) s;
+        uint32_t c, min;
+        size_t n;
+
+        if (u[0] < 0x80) {
+                *ret = u[0];
+                return 1;
+        }
+        if ((u[0] & 0xe0) == 0xc0) {
+                n = 2;
+                c = u[0] & 0x1f;
+                min = 0x80;
+        } else if ((u[0] & 0xf0) == 0xe0) {
+                n = 3;
+                c = u[0] & 0x0f;
+                min = 0x800;
+        } else if ((u[0] & 0xf8) == 0xf0) {
+                n = 4;
+                c = u[0] & 0x07;
+                min = 0x10000;
+        } else
+                return 0;
+
+        /* A continuation byte is never NUL: the end of the string stops a cut character here. */
+        for (size_t i = 1; i < n; i++) {
+                if ((u[i] & 0xc0) != 0x80)
+                        return 0;
+                c = c << 6 | (u[i] & 0x3f);
+        }
+        /* Overlong forms (another spelling of a byte, even of ESC) and surrogates are not UTF-8. */
+        if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+                return 0;
+        *ret = c;
+        return n;
+}
+
+/*
+ * Characters that a terminal may act on rather than show: the C1 controls (U+009B is CSI, the
+ * start of a sequence, to a terminal that takes 8-bit controls), and the ones that reorder the
+ * text around them, so that a description could make what follows it read backwards.
+ */
+static bool is_control(uint32_t c) {
+        return c < 0x20 || (c >= 0x7f && c <= 0x9f) || c == 0x061c || c == 0x200e || c == 0x200f ||
+               (c >= 0x202a && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069);
+}
+
+/* Whether the terminal's character set is UTF-8, as the locale says (main() sets LC_CTYPE). */
+static bool locale_is_utf8(void) {
+        static int cached = -1;
+
+        if (cached < 0)
+                cached = strcmp(nl_langinfo(CODESET), "UTF-8") == 0;
+        return cached;
+}
+
+size_t fputs_escaped(const char *s, FILE *f) {
+        static const char named[128] = {
+                ['\a'] = 'a', ['\b'] = 'b', ['\t'] = 't', ['\n'] = 'n',
+                ['\v'] = 'v', ['\f'] = 'f', ['\r'] = 'r', ['\\'] = '\\',
+        };
+        bool utf8 = locale_is_utf8();
+        size_t written = 0;
+
+        while (*s) {
+                unsigned char b = (unsigned char) *s;
+                uint32_t c;
+                size_t n;
+
+                if (b < sizeof(named) && named[b]) {
+                        fputc('\\', f);
+                        fputc(named[b], f);
+                        written += 2;
+                        s++;
+                        continue;
+                }
+
+                /*
+                 * A printable character goes out whole. Outside a UTF-8 locale that is ASCII
+                 * only: there, the bytes of a UTF-8 character could be 8-bit controls.
+                 */
+                n = utf8_decode(s, &c);
+                if (n > 0 && !is_control(c) && (utf8 || n == 1)) {
+                        fwrite(s, 1, n, f);
+                        written += n;
+                        s += n;
+                        continue;
+                }
+
+                /* Anything else, byte by byte, in octal, as C and systemd's cescape() write it. */
+                for (n = n > 0 ? n : 1; n > 0; n--, s++) {
+                        fprintf(f, "\\%03o", (unsigned char) *s);
+                        written += 4;
+                }
+        }
+        return written;
+}
+
+void json_string(const char *s, FILE *f) {
+        fputc('"', f);
+        for (; s && *s; s++) {
+                unsigned char c = (unsigned char) *s;
+
+                if (c == '"' || c == '\\')
+                        fprintf(f, "\\%c", c);
+                else if (c < 0x20)
+                        fprintf(f, "\\u%04x", c);
+                else
+                        fputc(c, f);
+        }
+        fputc('"', f);
+}

@@ -116,15 +116,27 @@ size_t fputs_escaped(const char *s, FILE *f) {
 
 void json_string(const char *s, FILE *f) {
         fputc('"', f);
-        for (; s && *s; s++) {
-                unsigned char c = (unsigned char) *s;
+        while (s && *s) {
+                uint32_t c;
+                size_t n = utf8_decode(s, &c);
 
-                if (c == '"' || c == '\\')
-                        fprintf(f, "\\%c", c);
-                else if (c < 0x20)
-                        fprintf(f, "\\u%04x", c);
-                else
-                        fputc(c, f);
+                if (n == 0) {
+                        /*
+                         * JSON is UTF-8: a byte that is not can only be replaced, as decoders
+                         * (jq's too) would replace it anyway.
+                         */
+                        fputs("\\ufffd", f);
+                        s++;
+                } else {
+                        if (c == '"' || c == '\\')
+                                fprintf(f, "\\%c", (char) c);
+                        else if (is_control(c))
+                                /* The same character, escaped: a terminal showing the JSON stays safe. */
+                                fprintf(f, "\\u%04x", (unsigned) c);
+                        else
+                                fwrite(s, 1, n, f);
+                        s += n;
+                }
         }
         fputc('"', f);
 }

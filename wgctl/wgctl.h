@@ -73,7 +73,10 @@ const char *response_message(const Wg__V1__Response *r);
  * Returns the number of bytes written.
  */
 size_t fputs_escaped(const char *s, FILE *f);
-/* @s (NULL: empty) as a JSON string: controls as \u00XX. */
+/*
+ * @s (NULL: empty) as a JSON string: controls as \u00XX (C1 and the ones that reorder text
+ * too), and each byte of invalid UTF-8 as U+FFFD.
+ */
 void json_string(const char *s, FILE *f);
 /*
  * The length of the UTF-8 character that @s starts with (1 to 4), its code point in *ret; 0

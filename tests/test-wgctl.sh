@@ -18,6 +18,8 @@ cleanup() {
     # The wgds started on demand (on sockets in $dir) would exit by themselves when idle; don't
     # leave them for that.
     pkill -f -- "--socket=$dir/" 2>/dev/null
+    # (and those that supervise.py starts, with no --socket)
+    for f in "$dir"/sd.pid.*; do [ -s "$f" ] && kill -KILL "$(cat "$f")"; done 2>/dev/null
     rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -284,6 +286,100 @@ expect 1 "  and the wait after it names it escaped" -- "$WGCTL" wait hostile --t
 check "  no control byte on stderr" -- no_control "$dir/err"
 expect 2 "a group name with an escape sequence: the usage error escapes it" -- "$WGCTL" add "$(printf 'x\033[2J')"
 check "  no control byte on stderr" -- no_control "$dir/err"
+
+# --- wgd dies while wgctl waits ---------------------------------------------------------------
+# A wait sleeps on the segment's futex, which wgd's death does not touch: wgctl must notice the
+# death through the connection it keeps. (Each wgd here serves a socket of its own.)
+on_sock() { local sock=$1; shift; WGD_SOCKET="$dir/$sock" "$WGCTL" "$@"; }
+# sleeping_on SOCK NAME: a waiter has registered on the segment of NAME (so it is waiting).
+sleeping_on() { test "$(on_sock "$1" status "$2" --json | jq -r .futex_waiters)" = true; }
+expect 0 "a wgd started on demand, and a group with one piece outstanding" -- on_sock die.sock create doomed --count 1
+timeout 60 env WGD_SOCKET="$dir/die.sock" "$WGCTL" wait doomed 2>"$dir/doomed.err" &
+waiter=$!
+check "  a wait without --timeout sleeps on it" -- until_true sleeping_on die.sock doomed
+pkill -KILL -f -- "--socket=$dir/die.sock"
+wait "$waiter"
+expect_status 125 $? "  wgd killed by SIGKILL: the wait fails at once (timeout(1) would say 124)"
+check "  and says wgd died" -- grep -q "wgd died while we waited, and no wgd answers on $dir/die.sock" "$dir/doomed.err"
+
+# Under systemd, the socket outlives wgd, and the wgd started next takes its groups back from
+# the fdstore: the wait goes on, on its segment. supervise.py plays systemd's part: it holds the
+# listening socket and the fdstore, and starts wgd when a client connects, as socket activation
+# does. It writes each wgd's pid to sd.pid.N.
+cat >"$dir/supervise.py" <<'PY'
+import fcntl, os, select, socket, sys
+
+wgd, sock_path, notify_path, pid_prefix = sys.argv[1:5]
+listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+listener.bind(sock_path)
+listener.listen(64)
+notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+notify.bind(notify_path)
+store = {}
+
+
+def take(until_ready):
+    """Read what wgd said: FDSTORE and FDSTOREREMOVE; until READY=1 if asked to."""
+    while True:
+        notify.setblocking(until_ready)
+        try:
+            msg, fds, _, _ = socket.recv_fds(notify, 4096, 16)
+        except BlockingIOError:
+            return
+        fields = dict(line.split("=", 1) for line in msg.decode().split("\n") if "=" in line)
+        if fields.get("FDSTORE") == "1" and fds:
+            store[fields["FDNAME"]] = fds.pop(0)
+        elif fields.get("FDSTOREREMOVE") == "1" and fields["FDNAME"] in store:
+            os.close(store.pop(fields["FDNAME"]))
+        for fd in fds:
+            os.close(fd)
+        if fields.get("READY") == "1":
+            until_ready = False
+
+
+def start(n):
+    names = ["control"] + list(store)
+    fds = [listener.fileno()] + list(store.values())
+    pid = os.fork()
+    if pid == 0:
+        high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 100) for fd in fds]
+        for i, fd in enumerate(high):
+            os.dup2(fd, 3 + i)
+        env = dict(os.environ, LISTEN_PID=str(os.getpid()), LISTEN_FDS=str(len(fds)),
+                   LISTEN_FDNAMES=":".join(names), NOTIFY_SOCKET=notify_path)
+        os.execve(wgd, [wgd], env)
+    take(until_ready=True)
+    with open(f"{pid_prefix}.{n}", "w") as f:
+        f.write(f"{pid}\n")
+    return pid
+
+
+os.waitpid(start(1), 0)
+take(until_ready=False)
+select.select([listener], [], [])
+os.waitpid(start(2), 0)
+PY
+# (Python 3.9 has socket.recv_fds; meson needs Python, so it is there.)
+if python3 -c 'import socket; socket.recv_fds' 2>/dev/null; then
+    timeout 120 python3 "$dir/supervise.py" "$WGD" "$dir/sd.sock" "$dir/sd.notify" "$dir/sd.pid" &
+    supervisor=$!
+    check "a wgd as systemd runs it" -- until_true test -s "$dir/sd.pid.1"
+    expect 0 "  a group with one piece outstanding" -- env WGCTL_NO_AUTOSTART=1 WGD_SOCKET="$dir/sd.sock" \
+        "$WGCTL" create kept --count 1
+    timeout 60 env WGCTL_NO_AUTOSTART=1 WGD_SOCKET="$dir/sd.sock" "$WGCTL" wait kept 2>"$dir/kept.err" &
+    waiter=$!
+    check "  a wait sleeps on it" -- until_true sleeping_on sd.sock kept
+    kill -KILL "$(cat "$dir/sd.pid.1")"
+    check "  wgd killed by SIGKILL: the wait asks again, which starts wgd" -- until_true test -s "$dir/sd.pid.2"
+    expect 0 "  a done, on the wgd after it" -- env WGCTL_NO_AUTOSTART=1 WGD_SOCKET="$dir/sd.sock" "$WGCTL" done kept
+    wait "$waiter"
+    expect_status 0 $? "  the wait went on, and ends as usual"
+    check "  having said nothing" -- test ! -s "$dir/kept.err"
+    kill "$(cat "$dir/sd.pid.2")"
+    wait "$supervisor"
+else
+    for i in 1 2 3 4 5 6 7; do ok "# SKIP no python3 with socket.recv_fds to play systemd"; done
+fi
 
 # --- delete, and no daemon ----------------------------------------------------------------------
 expect 0 "delete" -- "$WGCTL" delete shared

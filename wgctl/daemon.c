@@ -212,9 +212,14 @@ fail:
         return -report.error;
 }
 
+/* daemon_forbid_start() was called: a wgd we would start now would know nothing we need. */
+static bool start_forbidden = false;
+
 static bool autostart_allowed(void) {
         const char *e = getenv("WGCTL_NO_AUTOSTART");
 
+        if (start_forbidden)
+                return false;
         return !e || !*e || strcmp(e, "0") == 0;
 }
 
@@ -341,12 +346,25 @@ struct call_args {
         Wg__V1__Request *req;
         Wg__V1__Response **ret;
         int *ret_fd;
+        int *ret_sock; /* NULL: close the connection after the answer */
 };
 
 static int call_attempt(void *userdata) {
         struct call_args *a = userdata;
+        _cleanup_close_ int sock = -EBADF;
+        int r;
 
-        return wg__call_full(a->req, a->ret, a->ret_fd);
+        if (!a->ret_sock)
+                return wg__call_full(a->req, a->ret, a->ret_fd);
+
+        sock = wg__connect();
+        if (sock < 0)
+                return sock;
+        r = wg__request(sock, a->req, a->ret, a->ret_fd);
+        if (r < 0)
+                return r;
+        *a->ret_sock = TAKE_FD(sock);
+        return 0;
 }
 
 int daemon_call(Wg__V1__Request *req, Wg__V1__Response **ret, int *ret_fd) {
@@ -372,18 +390,21 @@ int daemon_join(const char *name, const char *description, wg **ret) {
         return with_autostart(join_attempt, &a);
 }
 
-int daemon_open(const char *name, bool allow_eacces, wg **ret) {
+int daemon_open(const char *name, bool allow_eacces, wg **ret, int *ret_sock) {
         _cleanup_(wg__response_freep) Wg__V1__Response *resp = NULL;
-        _cleanup_close_ int fd = -EBADF;
+        _cleanup_close_ int fd = -EBADF, sock = -EBADF;
         Wg__V1__Request req = WG__V1__REQUEST__INIT;
         Wg__V1__Open open = WG__V1__OPEN__INIT;
+        struct call_args a = {
+                .req = &req, .ret = &resp, .ret_fd = &fd, .ret_sock = ret_sock ? &sock : NULL,
+        };
         int r;
 
         open.name = (char *) name;
         req.op_case = WG__V1__REQUEST__OP_OPEN;
         req.open = &open;
 
-        r = daemon_call(&req, &resp, &fd);
+        r = with_autostart(call_attempt, &a);
         if (r < 0)
                 return daemon_failure(r);
         if (resp->result_case == WG__V1__RESPONSE__RESULT_ERROR) {
@@ -397,5 +418,72 @@ int daemon_open(const char *name, bool allow_eacces, wg **ret) {
         r = wg_from_fd(fd, ret);
         if (r < 0)
                 return failure(r, "the segment of '%s' is not valid: %s", name, strerror(-r));
+        if (ret_sock)
+                *ret_sock = TAKE_FD(sock);
         return 0;
+}
+
+int daemon_reopen(const char *name, wg *g, int *ret_sock) {
+        _cleanup_(wg__response_freep) Wg__V1__Response *resp = NULL;
+        _cleanup_close_ int fd = -EBADF, sock = -EBADF;
+        Wg__V1__Request req = WG__V1__REQUEST__INIT;
+        Wg__V1__Open open = WG__V1__OPEN__INIT;
+        struct stat ours, theirs;
+        int r;
+
+        open.name = (char *) name;
+        req.op_case = WG__V1__REQUEST__OP_OPEN;
+        req.open = &open;
+
+        /* Never a wgd of our own here: it would know no group, least of all this one. */
+        sock = wg__connect();
+        if (sock < 0)
+                return sock;
+        r = wg__request(sock, &req, &resp, &fd);
+        if (r < 0)
+                return r;
+        if (resp->result_case == WG__V1__RESPONSE__RESULT_ERROR)
+                return -resp->error->errnum;
+        if (fd < 0)
+                return -EPROTO;
+
+        /*
+         * The same group is the same segment: the memfd that a restarted wgd took back from the
+         * fdstore is the one we map. A group deleted and created again under the name is not.
+         */
+        if (fstat(fd, &theirs) < 0 || fstat(wg_fd(g), &ours) < 0)
+                return negative_errno();
+        if (theirs.st_dev != ours.st_dev || theirs.st_ino != ours.st_ino)
+                return -ESTALE;
+
+        *ret_sock = TAKE_FD(sock);
+        return 0;
+}
+
+int daemon_died(const char *name, int error) {
+        char path[sizeof(((struct sockaddr_un *) 0)->sun_path)] = "its socket";
+        const char *what;
+
+        switch (error) {
+        case -ECONNREFUSED:
+                (void) wg_socket_path(path, sizeof(path));
+                return failure(error, "'%s': wgd died while we waited, and no wgd answers on %s.", name,
+                               path);
+        case -ENOENT:
+                what = "the wgd that answers now has no such group";
+                break;
+        case -ESTALE:
+                what = "the group of that name is another one now";
+                break;
+        default:
+                /* (Never -ETIMEDOUT for failure(): that would read as our --timeout.) */
+                return failure(error == -ETIMEDOUT ? -EIO : error,
+                               "'%s': wgd died while we waited, and asking the wgd after it failed: %s.",
+                               name, strerror(-error));
+        }
+        return failure(error, "'%s': wgd died while we waited, and %s.", name, what);
+}
+
+void daemon_forbid_start(void) {
+        start_forbidden = true;
 }

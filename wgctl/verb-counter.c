@@ -68,7 +68,7 @@ static int add(int argc, char **argv, const char *verb_name, int sign) {
         if (r != 0)
                 return r < 0 ? EXIT_OK : r;
 
-        r = daemon_open(name, false, &g);
+        r = daemon_open(name, false, &g, NULL);
         if (r != 0)
                 return r;
 
@@ -192,10 +192,16 @@ static int report_broken(const char *name) {
         return EXIT_MEMBER_FAILED;
 }
 
-/* The fallback for a group we may read but not write: wait through wgd, in slices. */
+/*
+ * The fallback for a group we may read but not write: wait through wgd, in slices. A Wait cut
+ * short by wgd's end is asked again, once: under systemd, the wgd after it has the group.
+ */
 static int wait_through_wgd(const char *name, uint64_t deadline) {
         uint64_t generation = 0;
-        bool have_generation = false;
+        bool have_generation = false, retried = false;
+
+        /* The wgd that answered daemon_open() knows the group: a new one of ours would not. */
+        daemon_forbid_start();
 
         for (;;) {
                 _cleanup_(wg__response_freep) Wg__V1__Response *resp = NULL;
@@ -218,8 +224,15 @@ static int wait_through_wgd(const char *name, uint64_t deadline) {
                 req.wait = &m;
 
                 r = daemon_call(&req, &resp, NULL);
+                if ((r == -ECONNRESET || r == -EPIPE) && !retried) {
+                        retried = true;
+                        continue;
+                }
+                if (r == -ECONNRESET || r == -EPIPE || r == -ECONNREFUSED)
+                        return daemon_died(name, r);
                 if (r < 0)
                         return daemon_failure(r);
+                retried = false;
                 if (resp->result_case == WG__V1__RESPONSE__RESULT_GROUP) {
                         const Wg__V1__Outcome *o = resp->group->outcome;
 
@@ -266,6 +279,7 @@ int verb_wait(int argc, char **argv) {
                 {},
         };
         _cleanup_(wg_unrefp) wg *g = NULL;
+        _cleanup_close_ int sock = -EBADF;
         uint64_t timeout = UINT64_MAX, deadline, s, gen;
         bool progress = false, quiet = false;
         Progress p = { .width = 30 };
@@ -307,12 +321,14 @@ int verb_wait(int argc, char **argv) {
         p.start = now_usec();
         deadline = timeout == UINT64_MAX ? UINT64_MAX : deadline_after(timeout);
 
-        r = daemon_open(name, true, &g);
+        r = daemon_open(name, true, &g, &sock);
         if (r == -EACCES)
                 /* Readable but not writable (mode 0644, say): wgd waits for us. */
                 return wait_through_wgd(name, deadline);
         if (r != 0)
                 return r;
+        /* The wgd that gave us the group is the one that counts: if it goes, do not start another. */
+        daemon_forbid_start();
 
         p.tty = !quiet && isatty(STDERR_FILENO);
         p.lines = progress && !p.tty;
@@ -330,6 +346,12 @@ int verb_wait(int argc, char **argv) {
         p.total = wg_state_count(s);
         p.last_left = UINT64_MAX; /* so that --progress off a terminal starts with a line */
 
+        /*
+         * Learn if wgd goes for good while we sleep on the segment (watch.c). Without a thread
+         * for it (the only failure), wait as before: only wgd's death would go unnoticed.
+         */
+        (void) watch_wgd(name, g, gen, TAKE_FD(sock), p.tty);
+
         for (;;) {
                 bool drawing = p.tty || p.lines;
                 uint64_t until = deadline;
@@ -344,26 +366,29 @@ int verb_wait(int argc, char **argv) {
                 }
 
                 r = wg__wait_generation(g, gen, until);
-                if (r == 0) {
-                        if (drawing)
-                                progress_draw(&p, g, gen, 0, true);
-                        return wait_outcome(name, g, gen);
-                }
-                if (r == -ETIMEDOUT && until < deadline)
+                if (r == -EINTR || (r == -ETIMEDOUT && until < deadline))
                         continue;
-                if (r == -EINTR)
-                        continue;
-                if (drawing)
-                        fputc('\n', stderr);
-                if (r == -ETIMEDOUT) {
-                        s = wg__state(g);
-                        if (wg_state_count(s) > p.total)
-                                p.total = wg_state_count(s);
-                        return failure(r, "'%s': timed out, %" PRIu64 " of %" PRIu64 " still outstanding.", name,
-                                       wg_state_count(s), p.total);
-                }
-                if (r == -EOWNERDEAD)
-                        return report_broken(name);
-                return failure(r, "'%s': %s", name, r == -EIDRM ? "it was deleted" : strerror(-r));
+                break;
         }
+
+        /* The outcome is ours now: the watch must not end the process with another. */
+        watch_end();
+
+        if (r == 0) {
+                if (p.tty || p.lines)
+                        progress_draw(&p, g, gen, 0, true);
+                return wait_outcome(name, g, gen);
+        }
+        if (p.tty || p.lines)
+                fputc('\n', stderr);
+        if (r == -ETIMEDOUT) {
+                s = wg__state(g);
+                if (wg_state_count(s) > p.total)
+                        p.total = wg_state_count(s);
+                return failure(r, "'%s': timed out, %" PRIu64 " of %" PRIu64 " still outstanding.", name,
+                               wg_state_count(s), p.total);
+        }
+        if (r == -EOWNERDEAD)
+                return report_broken(name);
+        return failure(r, "'%s': %s", name, r == -EIDRM ? "it was deleted" : strerror(-r));
 }

@@ -54,9 +54,24 @@ int daemon_failure(int error);
 /*
  * The group's segment, through wgd. Reports errors itself, with the daemon's words, and returns
  * the exit code to leave with; but with @allow_eacces, a permission error is returned quietly
- * as -EACCES, for a caller that has another way.
+ * as -EACCES, for a caller that has another way. With @ret_sock, the connection that asked is
+ * kept open there, for a caller that must notice when wgd goes away.
  */
-int daemon_open(const char *name, bool allow_eacces, wg **ret);
+int daemon_open(const char *name, bool allow_eacces, wg **ret, int *ret_sock);
+/*
+ * Open @name again on a new connection, after wgd went away, without ever starting a wgd, and
+ * check that it is still the group of @g (the same segment). Returns 0 with the connection in
+ * *ret_sock; -ECONNREFUSED if no wgd answers, -ESTALE if the name is another group's now, or
+ * another -errno, wgd's (-ENOENT: no such group) or the connection's. Reports nothing.
+ */
+int daemon_reopen(const char *name, wg *g, int *ret_sock);
+/* From now on, never start a wgd on demand (a waiter's wgd died: a new one would not help). */
+void daemon_forbid_start(void);
+/*
+ * Report that the wgd we waited with on @name went away, and that asking again failed with
+ * @error (as daemon_reopen() returns, or a request's). Returns the exit code: 125.
+ */
+int daemon_died(const char *name, int error);
 /* wg_join(), with a description, and wgd started on demand. Returns 0 or -errno, silently. */
 int daemon_join(const char *name, const char *description, wg **ret);
 /* A line on stderr for each member of @info that failed or was abandoned in @generation. */
@@ -65,6 +80,16 @@ void report_failed_members(const char *name, const Wg__V1__GroupInfo *info, uint
 int wait_outcome(const char *name, wg *g, uint64_t generation);
 /* The daemon's own words for an Error response. */
 const char *response_message(const Wg__V1__Response *r);
+
+/*
+ * watch.c: while 'wgctl wait' sleeps on the segment of @name's generation @generation, watch
+ * the connection @sock (taken, even on failure) to wgd, and end the process with exit code 125
+ * and a message if wgd goes away for good (see there). @newline: a progress bar is on stderr's
+ * line. Returns 0, or -errno if no watch could be started.
+ */
+int watch_wgd(const char *name, wg *g, uint64_t generation, int sock, bool newline);
+/* The wait has its result: from now on, the watch never ends the process. */
+void watch_end(void);
 
 /*
  * text.c: printing text that others chose. Human-readable output escapes, C-style, every byte

@@ -333,17 +333,15 @@ int verb_wait(int argc, char **argv) {
         p.tty = !quiet && isatty(STDERR_FILENO);
         p.lines = progress && !p.tty;
 
-        s = wg__state(g);
-        r = wg_state_check(s);
+        r = wg__wait_begin(g, &gen);
         if (r == -EOWNERDEAD)
                 return report_broken(name);
         if (r < 0)
                 return failure(r, "'%s': %s", name, r == -EIDRM ? "it was deleted" : strerror(-r));
-        gen = wg_state_generation(s);
-        if (wg_state_count(s) == 0)
+        if (r == 0)
                 /* Nothing outstanding: how did the generation that ended last go? */
-                return gen > 0 ? wait_outcome(name, g, gen - 1) : EXIT_OK;
-        p.total = wg_state_count(s);
+                return wait_outcome(name, g, gen);
+        p.total = wg_state_count(wg__state(g));
         p.last_left = UINT64_MAX; /* so that --progress off a terminal starts with a line */
 
         /*

@@ -124,20 +124,30 @@ int wg__call_full(Wg__V1__Request *req, Wg__V1__Response **ret, int *ret_fd) {
         return wg__request(sock, req, ret, ret_fd);
 }
 
-int wg__call(Wg__V1__Request *req, Wg__V1__Response **ret, int *ret_fd) {
+int wg__call_keep(Wg__V1__Request *req, Wg__V1__Response **ret, int *ret_fd, int *ret_sock) {
         _cleanup_(wg__response_freep) Wg__V1__Response *resp = NULL;
+        _cleanup_close_ int sock = -EBADF, fd = -EBADF;
         int r;
 
-        r = wg__call_full(req, &resp, ret_fd);
+        sock = wg__connect();
+        if (sock < 0)
+                return sock;
+        r = wg__request(sock, req, &resp, &fd);
         if (r < 0)
                 return r;
-        if (resp->result_case == WG__V1__RESPONSE__RESULT_ERROR) {
-                if (ret_fd)
-                        *ret_fd = safe_close(*ret_fd);
+        if (resp->result_case == WG__V1__RESPONSE__RESULT_ERROR)
                 return -resp->error->errnum;
-        }
+
+        if (ret_fd)
+                *ret_fd = TAKE_FD(fd);
+        if (ret_sock)
+                *ret_sock = TAKE_FD(sock);
         *ret = TAKE_PTR(resp);
         return 0;
+}
+
+int wg__call(Wg__V1__Request *req, Wg__V1__Response **ret, int *ret_fd) {
+        return wg__call_keep(req, ret, ret_fd, NULL);
 }
 
 _public_ int wg_open(const char *name, uint64_t flags, wg **ret) {
@@ -208,14 +218,9 @@ int wg__join(const char *name, uint64_t flags, const char *description, wg **ret
         req.op_case = WG__V1__REQUEST__OP_JOIN;
         req.join = &join;
 
-        sock = wg__connect();
-        if (sock < 0)
-                return sock;
-        r = wg__request(sock, &req, &resp, &fd);
+        r = wg__call_keep(&req, &resp, &fd, &sock);
         if (r < 0)
                 return r;
-        if (resp->result_case == WG__V1__RESPONSE__RESULT_ERROR)
-                return -resp->error->errnum;
         if (resp->result_case != WG__V1__RESPONSE__RESULT_JOINED || !resp->joined || !resp->joined->has_member_id ||
             fd < 0)
                 return -EPROTO;

@@ -29,6 +29,12 @@ int wg__call(Wg__V1__Request *req, Wg__V1__Response **ret, int *ret_fd);
  */
 int wg__call_full(Wg__V1__Request *req, Wg__V1__Response **ret, int *ret_fd);
 
+/*
+ * wg__call(), on a connection that is handed back in *ret_sock (if not NULL) for what outlives
+ * the request: a member's membership, a waiter's watch on wgd.
+ */
+int wg__call_keep(Wg__V1__Request *req, Wg__V1__Response **ret, int *ret_fd, int *ret_sock);
+
 /* The two halves of wg__call_full(), for a connection that outlives one request (a member's). */
 int wg__connect(void);
 int wg__request(int sock, Wg__V1__Request *req, Wg__V1__Response **ret, int *ret_fd);

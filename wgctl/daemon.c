@@ -436,14 +436,9 @@ int daemon_reopen(const char *name, wg *g, int *ret_sock) {
         req.open = &open;
 
         /* Never a wgd of our own here: it would know no group, least of all this one. */
-        sock = wg__connect();
-        if (sock < 0)
-                return sock;
-        r = wg__request(sock, &req, &resp, &fd);
+        r = wg__call_keep(&req, &resp, &fd, &sock);
         if (r < 0)
                 return r;
-        if (resp->result_case == WG__V1__RESPONSE__RESULT_ERROR)
-                return -resp->error->errnum;
         if (fd < 0)
                 return -EPROTO;
 

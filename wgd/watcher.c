@@ -136,6 +136,15 @@ static void tell_loop(Watcher *w) {
         (void) write(w->eventfd, &one, sizeof(one));
 }
 
+/* Take the mutex for a thread's next round; false (and not held) when the watcher stops. */
+static bool lock_unless_stopping(Watcher *w) {
+        pthread_mutex_lock(&w->mutex);
+        if (!w->stopping)
+                return true;
+        pthread_mutex_unlock(&w->mutex);
+        return false;
+}
+
 static void *thread_waitv(WatchThread *t) {
         Watcher *w = t->watcher;
         struct futex_waitv v[FUTEX_WAITV_MAX];
@@ -147,11 +156,8 @@ static void *thread_waitv(WatchThread *t) {
                 bool fired = false;
                 int r;
 
-                pthread_mutex_lock(&w->mutex);
-                if (w->stopping) {
-                        pthread_mutex_unlock(&w->mutex);
+                if (!lock_unless_stopping(w))
                         return NULL;
-                }
                 control = __atomic_load_n(&t->control, __ATOMIC_SEQ_CST);
                 v[n++] = futex_waitv_entry(&t->control, control, FUTEX_PRIVATE);
                 for (unsigned i = 0; i < SLOTS; i++) {
@@ -201,11 +207,8 @@ static void *thread_fallback(WatchThread *t) {
                 bool fired = false;
                 int r;
 
-                pthread_mutex_lock(&w->mutex);
-                if (w->stopping) {
-                        pthread_mutex_unlock(&w->mutex);
+                if (!lock_unless_stopping(w))
                         return NULL;
-                }
                 control = __atomic_load_n(&t->control, __ATOMIC_SEQ_CST);
                 if (t->slots[0] && t->slots[0]->armed) {
                         Watch *x = t->slots[0];

@@ -43,19 +43,18 @@ int group_fdname(const Group *g, char *buf, size_t size) {
         return n < 0 || (size_t) n >= size ? -ENAMETOOLONG : 0;
 }
 
-void group_park(Group *g) {
+int group_park(Group *g) {
         char fdname[256], msg[300];
         int fd = wg_fd(g->handle), r;
 
-        if (group_fdname(g, fdname, sizeof(fdname)) < 0)
-                return;
+        r = group_fdname(g, fdname, sizeof(fdname));
+        if (r < 0)
+                return r;
         snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=%s", fdname);
         r = sd_pid_notify_with_fds(0, /* unset_environment= */ 0, msg, &fd, 1);
         if (r < 0)
-                log_warning_errno(
-                        r,
-                        "Failed to park group %s in the fdstore, it will not survive a restart: %m",
-                        g->name);
+                return log_warning_errno(r, "Failed to park group %s in the fdstore: %m", g->name);
+        return 0;
 }
 
 void fdstore_remove(const char *fdname) {

@@ -82,8 +82,11 @@ typedef struct GroupFields {
  */
 int group_new(const GroupFields *f, Watcher *watcher, int fd, Group **ret);
 
-/* Park a new group's segment in the fdstore, once nothing can fail any more: a restart keeps it. */
-void group_park(Group *g);
+/*
+ * Park a new group's segment in the fdstore, so that a restart keeps it. 0 or -errno: a group
+ * that a restart would lose is not made at all. (Without systemd, sd_notify() does nothing: 0.)
+ */
+int group_park(Group *g);
 
 /* Free the group in this process only: a restarted wgd finds it in the fdstore. Nothing may be
  * linked to it any more (waits, members). NULL-safe. */

@@ -38,6 +38,9 @@
 #include "wait.h"
 #include "wg-private.h"
 
+/* How often a join tries again when the generation it meant to join ends under it. */
+#define JOIN_ATTEMPTS 8
+
 #ifndef SO_PEERPIDFD
 #define SO_PEERPIDFD 77
 #endif
@@ -101,7 +104,8 @@ static char *describe(pid_t pid, const char *given) {
         return strdup(buf);
 }
 
-static int member_fdname(const Member *m, char *buf, size_t size) {
+/* "wm1.ID.GENERATION.JOINED.PID.UID.GROUP": what a restarted wgd needs, besides the pidfd. */
+static int member_fdname(const Member *m, const Group *g, uid_t uid, char *buf, size_t size) {
         int n = snprintf(
                 buf,
                 size,
@@ -110,27 +114,36 @@ static int member_fdname(const Member *m, char *buf, size_t size) {
                 m->generation,
                 m->joined_usec,
                 (int) m->pid,
-                (unsigned) m->account->uid,
-                m->group->name);
+                (unsigned) uid,
+                g->name);
 
         return n < 0 || (size_t) n >= size ? -ENAMETOOLONG : 0;
 }
 
-static void fdstore_park(Member *m) {
+/* Park @m's pidfd in the fdstore, so that a restart keeps the membership. 0 or -errno. */
+static int fdstore_park(const Member *m, const Group *g, uid_t uid) {
         char fdname[256], msg[300];
-        int r;
+        int fd = m->pidfd, r;
 
-        if (m->pidfd < 0 || member_fdname(m, fdname, sizeof(fdname)) < 0)
-                return;
+        if (fd < 0)
+                return 0; /* no pidfd: the connection alone holds it, and no restart does */
+        r = member_fdname(m, g, uid, fdname, sizeof(fdname));
+        if (r < 0)
+                return r;
         /* FDPOLL=0: a pidfd polls readable when its process dies; keep it anyway. */
         snprintf(msg, sizeof(msg), "FDSTORE=1\nFDPOLL=0\nFDNAME=%s", fdname);
-        r = sd_pid_notify_with_fds(0, 0, msg, &m->pidfd, 1);
+        r = sd_pid_notify_with_fds(0, 0, msg, &fd, 1);
         if (r < 0)
-                log_warning_errno(
-                        r,
-                        "Failed to park member %d of %s in the fdstore: %m",
-                        (int) m->pid,
-                        m->group->name);
+                return log_warning_errno(
+                        r, "Failed to park member %d of %s in the fdstore: %m", (int) m->pid, g->name);
+        return 0;
+}
+
+static void fdstore_unpark(const Member *m, const Group *g, uid_t uid) {
+        char fdname[256];
+
+        if (m->pidfd >= 0 && member_fdname(m, g, uid, fdname, sizeof(fdname)) >= 0)
+                fdstore_remove(fdname);
 }
 
 static int on_pidfd(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
@@ -157,7 +170,6 @@ static void attach(Member *m, Group *g, Account *a) {
 
 int member_join(Client *c, Group *g, const char *description, Member **ret) {
         _cleanup_(member_freep) Member *m = NULL;
-        uint64_t old;
         int r;
 
         m = calloc(1, sizeof(*m));
@@ -189,16 +201,30 @@ int member_join(Client *c, Group *g, const char *description, Member **ret) {
         if (!m->description)
                 return -ENOMEM;
 
-        /* The add is wgd's, and the last thing that may fail; the word before it names the generation. */
-        r = wg__add(g->handle, 1, UINT64_MAX, &old);
-        if (r < 0)
-                return r;
-        m->generation = wg_state_generation(old);
+        /*
+         * Parked under the generation it is about to join, then the add (wgd's) in exactly that
+         * generation: a membership that a restart would lose is not made at all, and a failure
+         * leaves the group as it was. A generation that ends in between is tried again, a few
+         * times: a peer that ends them faster than wgd can join gets EAGAIN.
+         */
+        for (unsigned attempt = 0;; attempt++) {
+                if (attempt == JOIN_ATTEMPTS)
+                        return -EAGAIN;
+                m->generation = wg_state_generation(wg__state(g->handle));
+                r = fdstore_park(m, g, c->account->uid);
+                if (r < 0)
+                        return r;
+                r = wg__add(g->handle, 1, m->generation, NULL);
+                if (r >= 0)
+                        break;
+                fdstore_unpark(m, g, c->account->uid);
+                if (r != -ESTALE)
+                        return r;
+        }
 
         attach(m, g, c->account);
         m->client = c;
         LIST_PREPEND(by_client, c->members, m);
-        fdstore_park(m);
 
         *ret = TAKE_PTR(m);
         return 0;
@@ -296,10 +322,7 @@ void member_end(Member *m, Wg__V1__MemberState state, int32_t status) {
 }
 
 void member_forget(Member *m) {
-        char fdname[256];
-
-        if (m->pidfd >= 0 && member_fdname(m, fdname, sizeof(fdname)) >= 0)
-                fdstore_remove(fdname);
+        fdstore_unpark(m, m->group, m->account->uid);
         member_free(m);
 }
 

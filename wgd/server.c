@@ -110,7 +110,11 @@ int server_add_group(Server *s, const GroupFields *f, Group **ret) {
         r = group_add(s, f, -EBADF, &g);
         if (r < 0)
                 return r;
-        group_park(g);
+        r = group_park(g);
+        if (r < 0) {
+                group_drop(s, g);
+                return r;
+        }
         *ret = g;
         return 0;
 }

@@ -497,6 +497,8 @@ Watch *watch_free(Watch *x) {
         if (t) {
                 t->slots[x->slot] = NULL;
                 kick(t);
+                /* The word may be unmapped once we return: no later kick may touch it. */
+                t->sleeping_on = NULL;
         }
         pthread_mutex_unlock(&w->mutex);
 

@@ -1,14 +1,16 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Requests: decode, check (version, names, ranges, permissions, limits), carry out, answer.
- * Every record a client sends ends in exactly one answer (now, or later for a Wait), and a bad
- * one changes nothing. The record is untrusted from the first byte: protobuf-c checks the wire
- * format, everything else is checked here.
+ * Requests: decode, check (version, strings, names, ranges, permissions, limits), carry out,
+ * answer. Every record a client sends ends in exactly one answer (now, or later for a Wait), and
+ * a bad one changes nothing. The record is untrusted from the first byte: protobuf-c checks the
+ * wire format, everything else is checked here. The answer carries the request's id whenever
+ * the record can be read as a Request, even to say that it is refused; id 0 only when it cannot.
  */
 
 #define _GNU_SOURCE
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,9 +31,106 @@
 /* GroupInfo is under 200 bytes packed; a List answer stops well below the record cap. */
 #define LIST_BUDGET (WG_RECORD_MAX - 1024)
 
+/*
+ * Strings with a NUL byte. On the wire a string field is a length and bytes, NULs allowed;
+ * protobuf-c hands it over as a C string, which ends at the first NUL: "ab\0cd" would name group
+ * "ab". wg.proto makes such a string invalid (EINVAL), so it has to be seen, and the C string
+ * alone cannot show it. protobuf-c allocates each string it unpacks as its length on the wire
+ * plus one, for the terminator it adds; so requests are unpacked with an allocator that keeps
+ * each block's size in front of it, and a string whose strlen() + 1 falls short of its block held
+ * a NUL.
+ *
+ * This checks what wgd will use, after protobuf-c applied the wire format's rules (a field given
+ * twice: the last one; one oneof member replacing another; a message given twice, which
+ * protobuf-c 1.4 does not quite merge as protobuf's rules say). A scan of the wire format would
+ * be a second parser that has to agree with protobuf-c on every one of those rules. And it
+ * accepts every encoding protobuf-c accepts: which one a client's library chose (over-long
+ * varints, a field twice) is its own business. (wgd used to pack each request again and refuse
+ * it if the size differed: that caught NULs, but refused those encodings too.)
+ */
+typedef union BlockHeader {
+        size_t size;
+        max_align_t align; /* the block after it is aligned as malloc()'s are */
+} BlockHeader;
+
+static void *sized_alloc(void *userdata, size_t size) {
+        BlockHeader *h;
+
+        if (size > SIZE_MAX - sizeof(BlockHeader))
+                return NULL;
+        h = malloc(sizeof(BlockHeader) + size);
+        if (!h)
+                return NULL;
+        h->size = size;
+        return h + 1;
+}
+
+static void sized_free(void *userdata, void *p) {
+        if (p)
+                free((BlockHeader *) p - 1);
+}
+
+static size_t sized_size(const void *p) {
+        return ((const BlockHeader *) p - 1)->size;
+}
+
+static ProtobufCAllocator sized_allocator = {
+        .alloc = sized_alloc,
+        .free = sized_free,
+};
+
 static void request_freep(Wg__V1__Request **r) {
         if (*r)
-                wg__v1__request__free_unpacked(*r, NULL);
+                wg__v1__request__free_unpacked(*r, &sized_allocator);
+}
+
+/*
+ * The first string field in @m, or in a message under it, whose string held a NUL; NULL if
+ * none. *ret_message is the message that holds it. Walks the descriptors, so that a field added
+ * to wg.proto is checked without a change here; wg.proto's messages do not nest recursively, so
+ * neither does this, deeper than the schema.
+ */
+static const ProtobufCFieldDescriptor *
+find_nul(const ProtobufCMessage *m, const ProtobufCMessage **ret_message) {
+        const ProtobufCMessageDescriptor *d = m->descriptor;
+
+        for (unsigned i = 0; i < d->n_fields; i++) {
+                const ProtobufCFieldDescriptor *f = &d->fields[i];
+                const uint8_t *base = (const uint8_t *) m;
+                const void *const *values = (const void *const *) (base + f->offset);
+                size_t n = 1;
+
+                if (f->type != PROTOBUF_C_TYPE_STRING && f->type != PROTOBUF_C_TYPE_MESSAGE)
+                        continue;
+                /* A oneof's members share their storage: only the one set is a string or message. */
+                if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+                    *(const uint32_t *) (base + f->quantifier_offset) != f->id)
+                        continue;
+                if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+                        n = *(const size_t *) (base + f->quantifier_offset);
+                        values = *(const void *const *const *) values;
+                }
+
+                for (size_t j = 0; j < n; j++) {
+                        const void *v = values[j];
+                        const ProtobufCFieldDescriptor *found;
+
+                        /* Absent (NULL), or the schema's default, which protobuf-c did not allocate. */
+                        if (!v || v == f->default_value)
+                                continue;
+                        if (f->type == PROTOBUF_C_TYPE_STRING) {
+                                if (strlen(v) + 1 != sized_size(v)) {
+                                        *ret_message = m;
+                                        return f;
+                                }
+                        } else {
+                                found = find_nul(v, ret_message);
+                                if (found)
+                                        return found;
+                        }
+                }
+        }
+        return NULL;
 }
 
 static Server *server_of(Client *c) {
@@ -560,41 +659,27 @@ static void op_reset(Client *c, uint64_t id, const Wg__V1__Reset *m) {
 
 void dispatch_record(Client *c, const uint8_t *buf, size_t len, int error) {
         _cleanup_(request_freep) Wg__V1__Request *req = NULL;
+        const ProtobufCFieldDescriptor *nul;
+        const ProtobufCMessage *holder;
         uint64_t id;
 
         if (error == -EMSGSIZE) {
+                /* Discarded unread by the kernel: there is no id to answer with. */
                 reply_error(c, 0, -EBADMSG, "Record larger than %d bytes.", WG_RECORD_MAX);
                 return;
         }
 
-        req = buf ? wg__v1__request__unpack(NULL, len, buf) : NULL;
+        req = buf ? wg__v1__request__unpack(&sized_allocator, len, buf) : NULL;
+        id = req && req->has_id ? req->id : 0;
         if (error < 0) {
                 /* Answer with the request's id if it can be read, so that a client can tell which. */
-                reply_error(
-                        c,
-                        req && req->has_id ? req->id : 0,
-                        -EBADMSG,
-                        "Requests must not carry file descriptors.");
+                reply_error(c, id, -EBADMSG, "Requests must not carry file descriptors.");
                 return;
         }
         if (!req) {
                 reply_error(c, 0, -EBADMSG, "Not a wg.v1.Request.");
                 return;
         }
-        /*
-         * protobuf-c cuts a string at its first NUL, so "ab\0cd" would name group "ab". Packed
-         * again, such a request comes out shorter than it came in: refuse it. (So does one with a
-         * field twice, or a varint longer than it needs to be, which no protobuf library writes.)
-         */
-        if (wg__v1__request__get_packed_size(req) != len) {
-                reply_error(
-                        c,
-                        req->has_id ? req->id : 0,
-                        -EBADMSG,
-                        "A string of the request holds a NUL, or the request is not in canonical form.");
-                return;
-        }
-        id = req->has_id ? req->id : 0;
 
         if (!req->has_version || req->version != PROTOCOL_VERSION) {
                 reply_error(
@@ -603,6 +688,21 @@ void dispatch_record(Client *c, const uint8_t *buf, size_t len, int error) {
                         -EPROTO,
                         "Protocol version %u is not spoken here; this is wg.v1 (version 1).",
                         req->has_version ? req->version : 0);
+                return;
+        }
+
+        nul = find_nul(&req->base, &holder);
+        if (nul) {
+                reply_error(
+                        c,
+                        id,
+                        -EINVAL,
+                        "Field '%s' of %s holds a NUL byte: %s.",
+                        nul->name,
+                        holder->descriptor->short_name,
+                        strcmp(nul->name, "name") == 0 || strcmp(nul->name, "after") == 0 ?
+                                "an invalid group name, " WG_NAME_RULES :
+                                "strings in wg.v1 never do");
                 return;
         }
 

@@ -464,6 +464,39 @@ static void seed_names_raw_bytes(Seed *s) {
         raw_buf(s, ALICE, &b);
 }
 
+/*
+ * NULs in strings that are not names (wgd refuses any string with one), and encodings protobuf
+ * allows that wgd once refused: an over-long varint, a string field twice (the last counts).
+ */
+static void seed_strings_and_encodings(Seed *s) {
+        Buf m = {}, b = {};
+
+        create(s, ALICE, "enc");
+        pb_str(&m, 1, "enc");
+        pb_bytes(&m, 2, "make\0all", 8);
+        pb_uint(&b, F_VERSION, 1);
+        pb_uint(&b, F_ID, 1);
+        pb_bytes(&b, F_JOIN, m.data, m.len);
+        raw_buf(s, ALICE, &b);
+        free(m.data);
+        m = (Buf) {};
+
+        /* Create "second" with count 2, from a name given twice and a count in three bytes. */
+        pb_str(&m, 1, "first");
+        pb_str(&m, 1, "second");
+        pb_key(&m, 4, WIRE_VARINT);
+        buf_put(&m, "\x82\x80\x00", 3);
+        pb_uint(&b, F_VERSION, 1);
+        pb_uint(&b, F_ID, 2);
+        pb_bytes(&b, F_CREATE, m.data, m.len);
+        raw_buf(s, ALICE, &b);
+        free(m.data);
+        stat_(s, ALICE, "second");
+        done(s, ALICE, "second");
+        join(s, ALICE, "enc");
+        leave(s, ALICE, "enc", 0);
+}
+
 static void seed_name_missing(Seed *s) {
         op(s, ALICE, OP_CREATE, CREATE(.has_count = true, .count = 1));
         op(s, ALICE, OP_OPEN, OPEN(.has_create = true, .create = true));
@@ -1270,6 +1303,7 @@ static const struct {
         { "names-valid", seed_names_valid },
         { "names-invalid", seed_names_invalid },
         { "names-raw-bytes", seed_names_raw_bytes },
+        { "strings-and-encodings", seed_strings_and_encodings },
         { "name-missing", seed_name_missing },
         { "version-missing", seed_version_missing },
         { "version-bad", seed_version_bad },

@@ -52,8 +52,12 @@ int group_park(Group *g) {
                 return r;
         snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=%s", fdname);
         r = sd_pid_notify_with_fds(0, /* unset_environment= */ 0, msg, &fd, 1);
-        if (r < 0)
-                return log_warning_errno(r, "Failed to park group %s in the fdstore: %m", g->name);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to park group %s in the fdstore: %m", g->name);
+                return r == -ENOMEM ?
+                        r :
+                        -EIO; /* as wg.proto says: the notify socket's errors mean nothing to a client */
+        }
         return 0;
 }
 

@@ -133,9 +133,11 @@ static int fdstore_park(const Member *m, const Group *g, uid_t uid) {
         /* FDPOLL=0: a pidfd polls readable when its process dies; keep it anyway. */
         snprintf(msg, sizeof(msg), "FDSTORE=1\nFDPOLL=0\nFDNAME=%s", fdname);
         r = sd_pid_notify_with_fds(0, 0, msg, &fd, 1);
-        if (r < 0)
-                return log_warning_errno(
+        if (r < 0) {
+                log_warning_errno(
                         r, "Failed to park member %d of %s in the fdstore: %m", (int) m->pid, g->name);
+                return r == -ENOMEM ? r : -EIO; /* as wg.proto says, as for a group */
+        }
         return 0;
 }
 

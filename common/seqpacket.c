@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -36,7 +37,20 @@ int seqpacket_send(int sock, const void *buf, size_t len, int fd, int flags) {
         return 0;
 }
 
-ssize_t seqpacket_recv(int sock, void *buf, size_t size, int *ret_fd, int flags) {
+/*
+ * recvmsg() one record and harvest every fd that came with it, so that none leaks whatever else
+ * is wrong with the record. Returns the record's length or -errno; *ret_truncated says whether
+ * the data or the fds did not fit.
+ */
+static ssize_t recv_harvest(
+        int sock,
+        void *buf,
+        size_t size,
+        int flags,
+        int fds[static FDS_MAX],
+        size_t *ret_n_fds,
+        bool *ret_data_truncated,
+        bool *ret_fds_truncated) {
         struct iovec iov = { .iov_base = buf, .iov_len = size };
         union {
                 struct cmsghdr h;
@@ -48,7 +62,6 @@ ssize_t seqpacket_recv(int sock, void *buf, size_t size, int *ret_fd, int flags)
                 .msg_control = &control,
                 .msg_controllen = sizeof(control),
         };
-        int fds[FDS_MAX], received = -EBADF;
         size_t n_fds = 0;
         ssize_t n;
 
@@ -56,7 +69,6 @@ ssize_t seqpacket_recv(int sock, void *buf, size_t size, int *ret_fd, int flags)
         if (n < 0)
                 return negative_errno();
 
-        /* Harvest every fd first, so that none leaks whatever else is wrong with the record. */
         for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
                 size_t k;
 
@@ -66,8 +78,23 @@ ssize_t seqpacket_recv(int sock, void *buf, size_t size, int *ret_fd, int flags)
                 for (size_t i = 0; i < k && n_fds < FDS_MAX; i++)
                         memcpy(&fds[n_fds++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
         }
+        *ret_n_fds = n_fds;
+        *ret_data_truncated = mh.msg_flags & MSG_TRUNC;
+        *ret_fds_truncated = mh.msg_flags & MSG_CTRUNC;
+        return n;
+}
 
-        if ((mh.msg_flags & MSG_CTRUNC) || n_fds > 1 || (n_fds == 1 && !ret_fd)) {
+ssize_t seqpacket_recv(int sock, void *buf, size_t size, int *ret_fd, int flags) {
+        bool data_truncated, fds_truncated;
+        int fds[FDS_MAX], received = -EBADF;
+        size_t n_fds;
+        ssize_t n;
+
+        n = recv_harvest(sock, buf, size, flags, fds, &n_fds, &data_truncated, &fds_truncated);
+        if (n < 0)
+                return n;
+
+        if (fds_truncated || n_fds > 1 || (n_fds == 1 && !ret_fd)) {
                 for (size_t i = 0; i < n_fds; i++)
                         safe_close(fds[i]);
                 return -EBADMSG;
@@ -75,12 +102,29 @@ ssize_t seqpacket_recv(int sock, void *buf, size_t size, int *ret_fd, int flags)
         if (n_fds == 1)
                 received = fds[0];
 
-        if (mh.msg_flags & MSG_TRUNC) {
+        if (data_truncated) {
                 safe_close(received);
                 return -EMSGSIZE;
         }
 
         if (ret_fd)
                 *ret_fd = received;
+        return n;
+}
+
+ssize_t seqpacket_recv_refusing_fds(int sock, void *buf, size_t size, bool *ret_had_fds, int flags) {
+        bool data_truncated, fds_truncated;
+        int fds[FDS_MAX];
+        size_t n_fds;
+        ssize_t n;
+
+        n = recv_harvest(sock, buf, size, flags, fds, &n_fds, &data_truncated, &fds_truncated);
+        if (n < 0)
+                return n;
+        for (size_t i = 0; i < n_fds; i++)
+                safe_close(fds[i]);
+        if (data_truncated)
+                return -EMSGSIZE;
+        *ret_had_fds = n_fds > 0 || fds_truncated;
         return n;
 }

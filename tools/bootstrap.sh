@@ -35,6 +35,7 @@ packages=(
     strace
     jq
     procps
+    python3
 )
 
 # What only the benchmarks need: the peers they measure wg against.

@@ -288,6 +288,17 @@ void harness_done(Harness *h) {
         if (h->pid > 0)
                 (void) harness_stop(h, SIGKILL);
         __atomic_store_n(&h->stop, true, __ATOMIC_SEQ_CST);
+        /* Wake the pump at once, rather than at the end of its poll: an empty datagram. */
+        {
+                struct sockaddr_un sa = { .sun_family = AF_UNIX };
+                int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+                strcpy(sa.sun_path, h->notify_path);
+                if (fd >= 0) {
+                        (void) sendto(fd, "", 0, MSG_DONTWAIT, (struct sockaddr *) &sa, sizeof(sa));
+                        close(fd);
+                }
+        }
         pthread_join(h->pump, NULL);
         pthread_mutex_destroy(&h->mutex);
         for (size_t i = 0; i < h->n_store; i++)

@@ -162,27 +162,44 @@ static void *pump_thread(void *p) {
         return NULL;
 }
 
-void harness_start(Harness *h, const char *const *args) {
+/* Is @entry ("NAME=VALUE") one that @env (NULL-terminated, may be NULL) sets too? */
+static bool env_overridden(const char *entry, const char *const *env) {
+        size_t len = strcspn(entry, "=");
+
+        for (size_t i = 0; env && env[i]; i++)
+                if (strncmp(env[i], entry, len) == 0 && env[i][len] == '=')
+                        return true;
+        return false;
+}
+
+void harness_spawn(Harness *h, const char *const *args, const HarnessOptions *opts) {
         static char names[HARNESS_STORE_MAX * 260 + 32], fds_env[32], pid_env[32], notify_env[320],
                 watchdog_env[64];
+        static const HarnessOptions defaults = {};
         extern char **environ;
-        const char *wgd = getenv("WG_WGD");
-        size_t n_args = 0, n_env = 0;
+        const char *wgd;
+        size_t n_args = 0, n_env = 0, n_extra = 0;
+        int err_fd = -1;
         pid_t pid;
 
+        if (!opts)
+                opts = &defaults;
+        wgd = opts->binary ? opts->binary : getenv("WG_WGD");
         assert_non_null(wgd);
         assert_true(h->pid < 0);
         while (args && args[n_args])
                 n_args++;
         while (environ[n_env])
                 n_env++;
+        while (opts->env && opts->env[n_extra])
+                n_extra++;
 
         /*
          * Everything the child needs is prepared here: after fork() in a process with threads,
          * the child may only make plain system calls until it execs.
          */
         const char *argv[n_args + 2];
-        const char *envp[n_env + 6];
+        const char *envp[n_env + n_extra + 6];
         size_t k = 0;
 
         argv[0] = wgd;
@@ -190,17 +207,27 @@ void harness_start(Harness *h, const char *const *args) {
                 argv[i + 1] = args[i];
         argv[n_args + 1] = NULL;
         for (size_t i = 0; i < n_env; i++)
-                if (strncmp(environ[i], "LISTEN_", 7) != 0 && strncmp(environ[i], "NOTIFY_SOCKET=", 14) != 0 &&
-                    strncmp(environ[i], "WATCHDOG_", 9) != 0)
+                if (strncmp(environ[i], "LISTEN_", 7) != 0 &&
+                    strncmp(environ[i], "NOTIFY_SOCKET=", 14) != 0 &&
+                    strncmp(environ[i], "WATCHDOG_", 9) != 0 && !env_overridden(environ[i], opts->env))
                         envp[k++] = environ[i];
-        envp[k++] = names;
-        envp[k++] = fds_env;
-        envp[k++] = pid_env;
+        for (size_t i = 0; i < n_extra; i++)
+                envp[k++] = opts->env[i];
+        if (!opts->no_listen_fds) {
+                envp[k++] = names;
+                envp[k++] = fds_env;
+                envp[k++] = pid_env;
+        }
         envp[k++] = notify_env;
         envp[k++] = watchdog_env;
         envp[k] = NULL;
 
         snprintf(watchdog_env, sizeof(watchdog_env), "WATCHDOG_USEC=%u", HARNESS_WATCHDOG_USEC);
+
+        if (opts->stderr_path) {
+                err_fd = open(opts->stderr_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+                assert_true(err_fd >= 0);
+        }
 
         pthread_mutex_lock(&h->mutex);
         h->ready = false;
@@ -220,15 +247,21 @@ void harness_start(Harness *h, const char *const *args) {
 
                 if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
                         _exit(120);
+                if (err_fd >= 0 && dup2(err_fd, STDERR_FILENO) < 0)
+                        _exit(123);
 
-                /* fd 3 is the socket, 4... the stored segments, as systemd lays them out. */
-                high[0] = fcntl(h->listen_fd, F_DUPFD, 1000);
-                for (size_t i = 0; i < h->n_store; i++)
-                        high[i + 1] = fcntl(h->store[i].fd, F_DUPFD, 1000);
-                for (size_t i = 0; i <= h->n_store; i++)
-                        if (high[i] < 0 || dup2(high[i], 3 + (int) i) < 0)
-                                _exit(121);
-                closefrom(4 + (int) h->n_store);
+                if (opts->no_listen_fds)
+                        closefrom(3);
+                else {
+                        /* fd 3 is the socket, 4... the stored segments, as systemd lays them out. */
+                        high[0] = fcntl(h->listen_fd, F_DUPFD, 1000);
+                        for (size_t i = 0; i < h->n_store; i++)
+                                high[i + 1] = fcntl(h->store[i].fd, F_DUPFD, 1000);
+                        for (size_t i = 0; i <= h->n_store; i++)
+                                if (high[i] < 0 || dup2(high[i], 3 + (int) i) < 0)
+                                        _exit(121);
+                        closefrom(4 + (int) h->n_store);
+                }
 
                 if (h->nofile > 0) {
                         struct rlimit rl = { .rlim_cur = h->nofile, .rlim_max = h->nofile };
@@ -253,23 +286,50 @@ void harness_start(Harness *h, const char *const *args) {
                 _exit(127);
         }
         pthread_mutex_unlock(&h->mutex);
+        if (err_fd >= 0)
+                close(err_fd);
         assert_true(pid >= 0);
         h->pid = pid;
         /* As systemd does, keep the stored fds: the store outlives each run of the service. */
+}
+
+int harness_wait_ready(Harness *h, unsigned timeout_msec, int *ret_status) {
+        assert_true(h->pid > 0);
 
         for (unsigned i = 0;; i++) {
                 bool ready;
+                int status;
 
                 pthread_mutex_lock(&h->mutex);
                 pump_locked(h);
                 ready = h->ready;
                 pthread_mutex_unlock(&h->mutex);
                 if (ready)
-                        break;
-                if (i >= PATIENCE_MSEC)
-                        fail_msg("wgd did not send READY=1");
+                        return 0;
+
+                if (waitpid(h->pid, &status, WNOHANG) == h->pid) {
+                        h->pid = -1;
+                        harness_pump(h);
+                        if (ret_status)
+                                *ret_status =
+                                        WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+                        return -ECHILD;
+                }
+                if (i >= timeout_msec)
+                        return -ETIMEDOUT;
                 usleep(1000);
         }
+}
+
+void harness_start(Harness *h, const char *const *args) {
+        int r, status = 0;
+
+        harness_spawn(h, args, NULL);
+        r = harness_wait_ready(h, PATIENCE_MSEC, &status);
+        if (r == -ECHILD)
+                fail_msg("wgd exited with status %d before READY=1", status);
+        if (r < 0)
+                fail_msg("wgd did not send READY=1");
 }
 
 int harness_stop(Harness *h, int sig) {

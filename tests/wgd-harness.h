@@ -51,6 +51,24 @@ void harness_init(Harness *h);
 /* Start wgd with the listening socket and the stored fds, plus @args; wait for READY=1. */
 void harness_start(Harness *h, const char *const *args);
 
+/* How harness_spawn() starts wgd, beyond what harness_start() does. */
+typedef struct HarnessOptions {
+        const char *binary;      /* NULL: $WG_WGD */
+        const char *const *env;  /* NAME=VALUE entries to add, replacing ours of the same name */
+        bool no_listen_fds;      /* pass no socket and no stored fds: wgd binds a socket itself */
+        const char *stderr_path; /* append wgd's stderr to this file; NULL: ours */
+} HarnessOptions;
+
+/* Start wgd as harness_start() does, as @opts (may be NULL) say, without waiting for READY=1. */
+void harness_spawn(Harness *h, const char *const *args, const HarnessOptions *opts);
+
+/*
+ * Wait up to @timeout_msec for READY=1 from the wgd that harness_spawn() started: 0 once it
+ * came; -ECHILD if wgd exited first (h->pid is then -1, and *ret_status, if not NULL, is its
+ * status as harness_stop() returns it); -ETIMEDOUT if neither happened in time.
+ */
+int harness_wait_ready(Harness *h, unsigned timeout_msec, int *ret_status);
+
 /* Take in what wgd said on NOTIFY_SOCKET so far (FDSTORE, FDSTOREREMOVE, STATUS ...). */
 void harness_pump(Harness *h);
 

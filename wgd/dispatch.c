@@ -54,13 +54,18 @@ typedef union BlockHeader {
 } BlockHeader;
 
 static void *sized_alloc(void *userdata, size_t size) {
+        bool *failed = userdata;
         BlockHeader *h;
 
         if (size > SIZE_MAX - sizeof(BlockHeader))
                 return NULL;
         h = malloc(sizeof(BlockHeader) + size);
-        if (!h)
+        if (!h) {
+                /* Out of memory is not the client's fault: say so, not "not a Request". */
+                if (failed)
+                        *failed = true;
                 return NULL;
+        }
         h->size = size;
         return h + 1;
 }
@@ -659,6 +664,8 @@ static void op_reset(Client *c, uint64_t id, const Wg__V1__Reset *m) {
 
 void dispatch_record(Client *c, const uint8_t *buf, size_t len, int error) {
         _cleanup_(request_freep) Wg__V1__Request *req = NULL;
+        ProtobufCAllocator allocator = sized_allocator;
+        bool out_of_memory = false;
         const ProtobufCFieldDescriptor *nul;
         const ProtobufCMessage *holder;
         uint64_t id;
@@ -669,11 +676,16 @@ void dispatch_record(Client *c, const uint8_t *buf, size_t len, int error) {
                 return;
         }
 
-        req = buf ? wg__v1__request__unpack(&sized_allocator, len, buf) : NULL;
+        allocator.allocator_data = &out_of_memory;
+        req = buf ? wg__v1__request__unpack(&allocator, len, buf) : NULL;
         id = req && req->has_id ? req->id : 0;
         if (error < 0) {
                 /* Answer with the request's id if it can be read, so that a client can tell which. */
                 reply_error(c, id, -EBADMSG, "Requests must not carry file descriptors.");
+                return;
+        }
+        if (!req && out_of_memory) {
+                reply_error(c, 0, -ENOMEM, "Out of memory.");
                 return;
         }
         if (!req) {

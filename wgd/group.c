@@ -14,8 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <systemd/sd-daemon.h>
-
+#include "fdstore.h"
 #include "group.h"
 #include "log.h"
 #include "macro.h"
@@ -44,28 +43,13 @@ int group_fdname(const Group *g, char *buf, size_t size) {
 }
 
 int group_park(Group *g) {
-        char fdname[256], msg[300];
-        int fd = wg_fd(g->handle), r;
+        char fdname[256];
+        int r;
 
         r = group_fdname(g, fdname, sizeof(fdname));
         if (r < 0)
                 return r;
-        snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=%s", fdname);
-        r = sd_pid_notify_with_fds(0, /* unset_environment= */ 0, msg, &fd, 1);
-        if (r < 0) {
-                log_warning_errno(r, "Failed to park group %s in the fdstore: %m", g->name);
-                return r == -ENOMEM ?
-                        r :
-                        -EIO; /* as wg.proto says: the notify socket's errors mean nothing to a client */
-        }
-        return 0;
-}
-
-void fdstore_remove(const char *fdname) {
-        int r = sd_notifyf(0, "FDSTOREREMOVE=1\nFDNAME=%s", fdname);
-
-        if (r < 0)
-                log_warning_errno(r, "Failed to remove %s from the fdstore, ignoring: %m", fdname);
+        return fdstore_push(fdname, wg_fd(g->handle), /* poll= */ true);
 }
 
 int group_new(const GroupFields *f, Watcher *watcher, int fd, Group **ret) {

@@ -107,6 +107,3 @@ int group_fdname_parse(const char *fdname, GroupFields *ret);
 
 /* One number of an fdstore name, in @base, at most @max, followed by a '.': *p moves past it. */
 int fdname_field(const char **p, int base, uint64_t max, uint64_t *ret);
-
-/* Ask systemd to drop @fdname from the fdstore; a failure is only logged. */
-void fdstore_remove(const char *fdname);

@@ -21,6 +21,7 @@
 #include <systemd/sd-event.h>
 
 #include "dispatch.h"
+#include "fdstore.h"
 #include "group-name.h"
 #include "group.h"
 #include "log.h"
@@ -325,11 +326,28 @@ static int run(void) {
         r = sd_event_new(&event);
         if (r < 0)
                 return log_error_errno(r, "Failed to create the event loop: %m");
-        (void) sd_event_add_signal(event, NULL, SIGTERM, on_signal, NULL);
-        (void) sd_event_add_signal(event, NULL, SIGINT, on_signal, NULL);
+        /*
+         * What wgd cannot run without fails the start, for systemd to try again: a wgd that
+         * ignored SIGTERM, or whose watchdog or fdstore clean-up were off, would look fine and
+         * not be.
+         */
+        r = sd_event_add_signal(event, NULL, SIGTERM, on_signal, NULL);
+        if (r >= 0)
+                r = sd_event_add_signal(event, NULL, SIGINT, on_signal, NULL);
+        if (r < 0) {
+                log_error_errno(r, "Failed to handle SIGTERM and SIGINT: %m");
+                goto finish;
+        }
         r = sd_event_set_watchdog(event, true);
-        if (r < 0)
-                log_warning_errno(r, "Failed to enable the watchdog, ignoring: %m");
+        if (r < 0) {
+                log_error_errno(r, "Failed to enable the watchdog: %m");
+                goto finish;
+        }
+        r = fdstore_setup(event);
+        if (r < 0) {
+                log_error_errno(r, "Failed to set up: %m");
+                goto finish;
+        }
 
         r = server_new(event, &arg_limits, dispatch_record, &s);
         if (r < 0) {
@@ -370,7 +388,12 @@ static int run(void) {
                                                      0;
         server_update_idle(s);
 
-        (void) sd_notifyf(0, "READY=1\nSTATUS=%u groups, %u clients", s->n_groups, s->n_clients);
+        r = sd_notifyf(0, "READY=1\nSTATUS=%u groups, %u clients", s->n_groups, s->n_clients);
+        if (r < 0) {
+                /* systemd would wait for it, and then kill us: say why now. */
+                log_error_errno(r, "Failed to tell systemd that wgd is ready: %m");
+                goto finish;
+        }
         r = sd_event_loop(event);
         (void) sd_notify(0, "STOPPING=1\nSTATUS=Shutting down...");
         if (r < 0)
@@ -378,6 +401,7 @@ static int run(void) {
 
 finish:
         server_free(s);
+        fdstore_teardown();
         sd_event_unref(event);
         return r;
 }

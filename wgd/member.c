@@ -30,6 +30,7 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "fdstore.h"
 #include "log.h"
 #include "macro.h"
 #include "member.h"
@@ -122,23 +123,16 @@ static int member_fdname(const Member *m, const Group *g, uid_t uid, char *buf, 
 
 /* Park @m's pidfd in the fdstore, so that a restart keeps the membership. 0 or -errno. */
 static int fdstore_park(const Member *m, const Group *g, uid_t uid) {
-        char fdname[256], msg[300];
-        int fd = m->pidfd, r;
+        char fdname[256];
+        int r;
 
-        if (fd < 0)
+        if (m->pidfd < 0)
                 return 0; /* no pidfd: the connection alone holds it, and no restart does */
         r = member_fdname(m, g, uid, fdname, sizeof(fdname));
         if (r < 0)
                 return r;
-        /* FDPOLL=0: a pidfd polls readable when its process dies; keep it anyway. */
-        snprintf(msg, sizeof(msg), "FDSTORE=1\nFDPOLL=0\nFDNAME=%s", fdname);
-        r = sd_pid_notify_with_fds(0, 0, msg, &fd, 1);
-        if (r < 0) {
-                log_warning_errno(
-                        r, "Failed to park member %d of %s in the fdstore: %m", (int) m->pid, g->name);
-                return r == -ENOMEM ? r : -EIO; /* as wg.proto says, as for a group */
-        }
-        return 0;
+        /* A pidfd polls readable when its process dies: keep it anyway. */
+        return fdstore_push(fdname, m->pidfd, /* poll= */ false);
 }
 
 static void fdstore_unpark(const Member *m, const Group *g, uid_t uid) {

@@ -15,6 +15,7 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "fdstore.h"
 #include "log.h"
 #include "macro.h"
 #include "member.h"
@@ -348,11 +349,20 @@ static void refuse(int fd, int error, const char *message) {
 
 static int on_accept_resume(sd_event_source *source, uint64_t usec, void *userdata) {
         Server *s = userdata;
+        int r;
 
-        if (sd_event_source_set_enabled(s->listen_source, SD_EVENT_ON) < 0)
-                /* Only with a broken event loop: stop, and let systemd start us again. */
-                return sd_event_exit(s->event, -EIO);
-        return 0;
+        r = sd_event_source_set_enabled(s->listen_source, SD_EVENT_ON);
+        if (r >= 0)
+                return 0;
+        /* Try again after another pause; only if even that cannot be arranged, stop. */
+        log_warning_errno(
+                r,
+                "Failed to listen again, trying again in %u ms: %m",
+                (unsigned) (ACCEPT_PAUSE_USEC / 1000));
+        if (sd_event_source_set_time_relative(source, ACCEPT_PAUSE_USEC) >= 0 &&
+            sd_event_source_set_enabled(source, SD_EVENT_ONESHOT) >= 0)
+                return 0;
+        return sd_event_exit(s->event, -EIO);
 }
 
 /*

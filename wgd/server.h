@@ -17,6 +17,7 @@
  *   client.c    a connection: read, queue answers, close; tells its owner through handlers
  *   peer.c      credentials of a connection
  *   account.c   per-uid counters
+ *   fdstore.c   systemd's fdstore: park, and remove (again later if it fails)
  *   watcher.c   threads in futex_waitv(); says which watched word changed
  *
  * Each file calls only the files below it; news goes up through handlers and return values.

@@ -660,13 +660,15 @@ static uint64_t send_request(Run *r, Conn *c, Wg__V1__Request *req);
 static Wg__V1__Response *resolve_notice(Run *r, Conn *c, uint64_t id) {
         Wg__V1__Request req = WG__V1__REQUEST__INIT;
         Wg__V1__Stat m = WG__V1__STAT__INIT;
-        Wg__V1__Response *notice = TAKE_PTR(c->notice);
+        Wg__V1__Response *notice;
         uint64_t probe;
         Answer a;
 
         m.name = (char *) "fault-probe";
         req.op_case = WG__V1__REQUEST__OP_STAT;
         req.stat = &m;
+        /* The notice stays the connection's until the probe is answered: a run that ends meanwhile frees it.
+         */
         probe = send_request(r, c, &req);
         for (;;) {
                 a = await_answer(r, c, probe, "Stat (after a notice)");
@@ -674,6 +676,7 @@ static Wg__V1__Response *resolve_notice(Run *r, Conn *c, uint64_t id) {
                         break;
                 check(r, false, "a second notice");
         }
+        notice = TAKE_PTR(c->notice);
         wg__v1__response__free_unpacked(a.resp, NULL);
         if (a.fd >= 0)
                 close(a.fd);

@@ -766,6 +766,51 @@ static void test_scribbled_count(void **state) {
         close(c);
 }
 
+/*
+ * The watcher's fallback, as on a kernel without futex_waitv() (valgrind's pass runs it too):
+ * a thread per watched group, which sleeps on the group's word, or on its control word while it
+ * has nothing armed, with no timeout there. Its wake must reach it in the scope it sleeps in: a
+ * wake in the other scope (the watcher once woke a word slept on as shared with a private wake,
+ * which its 100 ms slices hid as a delay) would leave the thread asleep for good, and the second
+ * round of Waits below would hang.
+ */
+static void test_watcher_fallback(void **state) {
+        enum { ROUNDS = 5, GROUPS = 8 };
+        Harness *h = *state;
+        wg *g[GROUPS];
+        int c;
+
+        assert_int_equal(setenv("WGD_WATCHER_FALLBACK", "1", 1), 0);
+        harness_start(h, quiet);
+        assert_int_equal(unsetenv("WGD_WATCHER_FALLBACK"), 0);
+        c = pc_connect(h->socket_path);
+        for (unsigned i = 0; i < GROUPS; i++) {
+                char name[16];
+
+                snprintf(name, sizeof(name), "fb%u", i);
+                assert_int_equal(wg_open(name, WG_CREATE, &g[i]), 0);
+        }
+
+        /* Each round: a Wait on every group, ended from our mappings; the threads are reused. */
+        for (unsigned round = 0; round < ROUNDS; round++) {
+                for (unsigned i = 0; i < GROUPS; i++) {
+                        char name[16];
+
+                        snprintf(name, sizeof(name), "fb%u", i);
+                        assert_int_equal(wg_add(g[i], 1), 0);
+                        pc_wait_send(c, round * GROUPS + i + 1, name, UINT64_MAX);
+                }
+                for (unsigned i = GROUPS; i-- > 0;)
+                        assert_int_equal(wg_done(g[i]), 0);
+                for (unsigned i = 0; i < GROUPS; i++)
+                        pc_expect(pc_recv(c, NULL), 0);
+        }
+
+        for (unsigned i = 0; i < GROUPS; i++)
+                wg_unref(g[i]);
+        close(c);
+}
+
 /* Without systemd: wgd binds the path itself, refuses to take over a live socket, cleans up. */
 static void test_self_bound(void **state) {
         Harness *h = *state;
@@ -846,6 +891,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_out_of_fds, harness_setup, harness_teardown),
                 cmocka_unit_test_setup_teardown(test_many_watched_groups, harness_setup, harness_teardown),
                 cmocka_unit_test_setup_teardown(test_scribbled_count, harness_setup, harness_teardown),
+                cmocka_unit_test_setup_teardown(test_watcher_fallback, harness_setup, harness_teardown),
                 cmocka_unit_test_setup_teardown(test_self_bound, harness_setup, harness_teardown),
                 cmocka_unit_test_setup_teardown(test_socket_activation, harness_setup, harness_teardown),
         };

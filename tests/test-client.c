@@ -2,11 +2,14 @@
 /*
  * wgd's connection object on a real socketpair, for what the protocol cannot provoke: an answer
  * too large for a record must become an error that says so, never a write past the buffer (it
- * was once bounded only by an assert(), which release builds drop).
+ * was once bounded only by an assert(), which release builds drop); and a peer whose
+ * supplementary groups the kernel keeps saying it has no room for (getsockopt() wrapped here,
+ * see meson.build) is refused, never served with a list that was not filled.
  */
 
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdbool.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,7 +21,22 @@
 #include <cmocka.h>
 
 #include "client.h"
+#include "peer.h"
 #include "seqpacket.h"
+
+/* SO_PEERGROUPS answers ERANGE, "more room", forever, and says it needs this much. */
+static bool peergroups_erange;
+
+int __real_getsockopt(int fd, int level, int name, void *value, socklen_t *len);
+int __wrap_getsockopt(int fd, int level, int name, void *value, socklen_t *len);
+int __wrap_getsockopt(int fd, int level, int name, void *value, socklen_t *len) {
+        if (peergroups_erange && level == SOL_SOCKET && name == SO_PEERGROUPS) {
+                *len = 64 * sizeof(gid_t);
+                errno = ERANGE;
+                return -1;
+        }
+        return __real_getsockopt(fd, level, name, value, len);
+}
 
 static void on_record(Client *c, const uint8_t *buf, size_t len, int error) {
 }
@@ -70,9 +88,27 @@ static void test_oversized_answer(void **state) {
         sd_event_unref(event);
 }
 
+static void test_peergroups_never_fit(void **state) {
+        Peer peer;
+        int sv[2];
+
+        assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+        assert_int_equal(peer_read(sv[0], &peer), 0);
+        assert_int_equal(peer.uid, getuid());
+        peer_done(&peer);
+
+        peergroups_erange = true;
+        assert_int_equal(peer_read(sv[0], &peer), -ERANGE);
+        peergroups_erange = false;
+
+        close(sv[0]);
+        close(sv[1]);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_oversized_answer),
+                cmocka_unit_test(test_peergroups_never_fit),
         };
 
         return cmocka_run_group_tests_name("client", tests, NULL, NULL);

@@ -633,7 +633,8 @@ static void test_restart(void **state) {
         Wg__V1__GroupInfo *info;
         Wg__V1__Response *r;
         pid_t holder, waiter;
-        int c;
+        int c, mapped[2], go[2];
+        char byte;
 
         harness_start(h, quiet);
         c = pc_connect(h->socket_path);
@@ -643,13 +644,21 @@ static void test_restart(void **state) {
         assert_int_equal(harness_stored(h, "job"), 1);
 
         waiter = helper((const char *[]) { "named", "job", "0", "wait:60000000", NULL });
-        holder = helper((const char *[]) { "named", "job", "0", "sleep:500000", "done", "done", NULL });
+        /* The holder says when it has its mapping, and does its dones when told: after the kill. */
+        assert_int_equal(pipe2(mapped, O_CLOEXEC), 0);
+        assert_int_equal(pipe2(go, O_CLOEXEC), 0);
+        holder = spawn_helper((int[]) { mapped[1], go[0] }, 2,
+                              (const char *[]) { "named", "job", "0", "tally:3", "block:4", "done", "done", NULL });
+        close(mapped[1]);
+        close(go[0]);
         wait_until_futex_sleep(waiter);
-        wait_until_syscall(holder, SYS_clock_nanosleep); /* it has its mapping */
+        assert_int_equal(read(mapped[0], &byte, 1), 1);
+        close(mapped[0]);
         close(c);
 
         assert_int_equal(harness_stop(h, SIGKILL), 128 + SIGKILL);
         /* wgd is gone: the holder's dones still reach the segment. */
+        close(go[1]);
         assert_int_equal(reap(holder), 0);
 
         harness_start(h, quiet);

@@ -20,7 +20,8 @@
  *                                       returned 0 to TALLY as a decimal line
  *
  * An OP is NAME[:ARG][=EXPECT]: add:N, done, wait[:USEC], count:N (the counter must be N),
- * tally:FD (writes one byte to FD), sleep:USEC, use:I. EXPECT is the errno name the operation
+ * tally:FD (writes one byte to FD), block:FD (reads one byte, or end of file, from FD),
+ * sleep:USEC, use:I. EXPECT is the errno name the operation
  * must fail with (ETIMEDOUT, ERANGE, ...); without it, it must succeed. Exit status: 0 when
  * every operation did what was expected, 1 otherwise (with a line on stderr), 2 for bad
  * arguments.
@@ -155,6 +156,15 @@ static int run_op(wg **groups, size_t n_groups, wg **current, const char *op) {
                 r = 0;
         } else if (strcmp(name, "tally") == 0)
                 r = write((int) parse_ll(arg), "x", 1) == 1 ? 0 : -errno;
+        else if (strcmp(name, "block") == 0) {
+                char byte;
+                ssize_t n;
+
+                /* Until the test says so: a byte, or end of file. */
+                while ((n = read((int) parse_ll(arg), &byte, 1)) < 0 && errno == EINTR)
+                        ;
+                r = n >= 0 ? 0 : -errno;
+        }
         else if (strcmp(name, "sleep") == 0) {
                 sleep_usec(parse_ll(arg));
                 r = 0;

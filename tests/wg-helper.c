@@ -13,11 +13,18 @@
  *                                       wg_join(NAME), sleep USEC, wg_leave(STATUS); with FD,
  *                                       write 'J' to it once joined and 'L' once left; with GO,
  *                                       leave only once a byte (or EOF) can be read from it
- *   wg-helper rounds WORK G0 G1 N       N rounds of: done(WORK), wait(G[round % 2])
- *   wg-helper churn FD N                N times: add(FD, 1), done(FD)
- *   wg-helper watch FD STOP TALLY       wait on FD with mixed timeouts until STOP's count is 0,
- *                                       checking every return; write the number of waits that
- *                                       returned 0 to TALLY as a decimal line
+ *
+ * The stress test's roles (tests/test-stress.c is the coordinator; BOARD is the fd of its
+ * shared page, tests/stress-board.h; RESTART 1 installs the SIGUSR1 handler with SA_RESTART):
+ *
+ *   wg-helper stress-worker BOARD WORK G0 G1 INDEX TIMED RESTART
+ *                                       rounds of done(WORK), then wait for gate G[round % 2],
+ *                                       with short random timeouts if TIMED, else forever,
+ *                                       until the board says stop; checks every release
+ *   wg-helper stress-churn BOARD WORK   add(WORK, 1), done(WORK) until the board says stop
+ *   wg-helper stress-watch BOARD WORK RESTART
+ *                                       wait on WORK with timeouts from none to forever until
+ *                                       the board says stop, checking every return
  *
  * An OP is NAME[:ARG][=EXPECT]: add:N, done, wait[:USEC], count:N (the counter must be N),
  * tally:FD (writes one byte to FD), block:FD (reads one byte, or end of file, from FD),
@@ -30,14 +37,18 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "seqpacket.h"
+#include "stress-board.h"
 #include "wg.h"
 
 static const struct {
@@ -188,66 +199,182 @@ static int run_ops(wg **groups, size_t n_groups, char **ops, int n) {
         return 0;
 }
 
-static int must(const char *what, int r) {
-        if (r < 0) {
-                fprintf(stderr, "wg-helper[%d]: %s: %s\n", (int) getpid(), what, strerror(-r));
+/* The stress roles: see tests/test-stress.c for the coordinator, stress-board.h for the board. */
+static struct stress_board *board;
+
+static struct stress_board *board_map(int fd) {
+        void *p = mmap(NULL, sizeof(struct stress_board), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+        if (p == MAP_FAILED) {
+                fprintf(stderr, "wg-helper: cannot map the board: %m\n");
                 exit(1);
         }
-        return r;
+        (void) close(fd);
+        return p;
 }
 
-/* The worker side of the rounds stress: see tests/test-stress.c for the coordinator. */
-static int rounds(wg *work, wg *gate[2], long long n) {
-        for (long long i = 0; i < n; i++) {
-                must("done(work)", wg_done(work));
-                must("wait(gate)", wg_wait(gate[i % 2], WG_USEC_INFINITY));
+static bool stopping(void) {
+        return __atomic_load_n(&board->stop, __ATOMIC_ACQUIRE) != 0;
+}
+
+/* Count an unexpected result, say what it was (the first few times), and tell the caller. */
+static int stress_error(const char *what, int r) {
+        static unsigned said;
+
+        stress_count(&board->errors);
+        if (said++ < 5)
+                fprintf(stderr,
+                        "wg-helper[%d]: %s returned %d (%s)\n",
+                        (int) getpid(),
+                        what,
+                        r,
+                        r < 0 ? strerror(-r) : "unexpected");
+        return -1;
+}
+
+static void on_signal(int sig) {
+        stress_count(&board->signals);
+}
+
+/* SIGUSR1 interrupts our waits: with SA_RESTART or without, wg_wait() reports EINTR. */
+static void catch_signals(bool restart) {
+        struct sigaction sa = { .sa_handler = on_signal, .sa_flags = restart ? SA_RESTART : 0 };
+
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(SIGUSR1, &sa, NULL) < 0) {
+                fprintf(stderr, "wg-helper: sigaction: %m\n");
+                exit(1);
         }
-        return 0;
 }
 
-static int churn(wg *g, long long n) {
-        for (long long i = 0; i < n; i++) {
-                must("add", wg_add(g, 1));
-                must("done", wg_done(g));
+/* xorshift64: cheap randomness for the timeouts, seeded per process. */
+static uint64_t next_random(uint64_t *x) {
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        return *x;
+}
+
+/*
+ * A worker of the rounds: done(work), then through gate[round % 2], and again, until the
+ * coordinator's last round. A release by the gate must find the gate opened (else premature);
+ * a timeout of a wait that began after the gate was opened is a release that was lost.
+ */
+static int stress_worker(wg *work, wg *gate[2], unsigned idx, bool timed) {
+        uint64_t x = (uint64_t) getpid() * UINT64_C(0x9e3779b97f4a7c15) | 1;
+
+        for (uint64_t round = 0;; round++) {
+                int r;
+
+                __atomic_store_n(&board->arrived[idx], round + 1, __ATOMIC_RELEASE);
+                r = wg_done(work);
+                if (r < 0)
+                        return stress_error("done(work)", r);
+
+                for (;;) {
+                        uint64_t opened_before = __atomic_load_n(&board->gate_done, __ATOMIC_ACQUIRE);
+                        uint64_t timeout = timed ? next_random(&x) % 64 : WG_USEC_INFINITY;
+
+                        stress_count(&board->waits);
+                        if (timed)
+                                stress_count(&board->timed_waits);
+                        r = wg_wait(gate[round % 2], timeout);
+                        if (r == 0)
+                                break;
+                        if (r == -EINTR) {
+                                stress_count(&board->interrupted);
+                                continue;
+                        }
+                        if (r != -ETIMEDOUT || !timed)
+                                return stress_error("wait(gate)", r);
+                        stress_count(&board->timeouts);
+                        if (opened_before >= round + 1) {
+                                stress_count(&board->lost_wakeups);
+                                fprintf(stderr,
+                                        "wg-helper[%d]: round %" PRIu64 ": timed out on an open gate\n",
+                                        (int) getpid(),
+                                        round);
+                        }
+                }
+
+                if (__atomic_load_n(&board->opened, __ATOMIC_ACQUIRE) < round + 1) {
+                        stress_count(&board->premature);
+                        fprintf(stderr,
+                                "wg-helper[%d]: round %" PRIu64 ": through a gate not opened\n",
+                                (int) getpid(),
+                                round);
+                }
+                if (stopping())
+                        return 0;
+        }
+}
+
+/*
+ * Adds and dones of our own on the work group, in the middle of the rounds: the pairs change
+ * the word under the waiters' feet, and end generations of their own between rounds. A pause
+ * after each pair keeps the churner from taking a whole CPU from the rounds.
+ */
+static int stress_churn(wg *work) {
+        while (!stopping()) {
+                int r = wg_add(work, 1);
+
+                if (r < 0)
+                        return stress_error("add(work)", r);
+                r = wg_done(work);
+                if (r < 0)
+                        return stress_error("done(work)", r);
+                stress_count(&board->churns);
+                sleep_usec(STRESS_PAUSE_USEC);
         }
         return 0;
 }
 
 /*
- * Wait again and again while adders and doers run, with timeouts from none to forever. Every
- * successful return must be justified: either the counter was zero when we looked, or a
- * generation ended since.
+ * Wait on the work group again and again, with timeouts from none to forever. A release is
+ * premature if the counter was not zero before the wait and the generation did not move.
  */
-static int watch(wg *g, wg *stop, int tally) {
-        static const uint64_t timeouts[] = { 0, 1, 20, 100, WG_USEC_INFINITY };
-        unsigned long long ok = 0;
-        char line[32];
-        int len;
+static int stress_watch(wg *work) {
+        static const uint64_t timeouts[] = { 0, 1, 20, 100, 1000, WG_USEC_INFINITY };
 
-        for (unsigned i = 0;; i++) {
-                uint64_t stop_count, count, gen, gen_after;
+        for (unsigned i = 0; !stopping(); i++) {
+                uint64_t timeout = timeouts[i % 6], gen, count, gen_after;
                 int r;
 
-                must("count(stop)", wg_get_count(stop, &stop_count));
-                if (stop_count == 0)
-                        break;
+                r = wg_get_generation(work, &gen);
+                if (r >= 0)
+                        r = wg_get_count(work, &count);
+                if (r < 0)
+                        return stress_error("get(work)", r);
 
-                must("generation", wg_get_generation(g, &gen));
-                must("count", wg_get_count(g, &count));
-                r = wg_wait(g, timeouts[i % 5]);
-                if (r == -ETIMEDOUT && timeouts[i % 5] != WG_USEC_INFINITY)
+                stress_count(&board->waits);
+                if (timeout != WG_USEC_INFINITY)
+                        stress_count(&board->timed_waits);
+                r = wg_wait(work, timeout);
+                if (r == -EINTR) {
+                        stress_count(&board->interrupted);
                         continue;
-                must("wait", r);
-                ok++;
-                must("generation", wg_get_generation(g, &gen_after));
-                if (count != 0 && gen_after == gen) {
-                        fprintf(stderr, "wg-helper: wait returned in generation %" PRIu64 " it waited for\n", gen);
-                        return 1;
                 }
+                if (r == -ETIMEDOUT && timeout != WG_USEC_INFINITY) {
+                        stress_count(&board->timeouts);
+                        continue;
+                }
+                if (r != 0)
+                        return stress_error("wait(work)", r);
+                r = wg_get_generation(work, &gen_after);
+                if (r < 0)
+                        return stress_error("generation(work)", r);
+                if (count != 0 && gen_after == gen) {
+                        stress_count(&board->premature);
+                        fprintf(stderr,
+                                "wg-helper[%d]: released in generation %" PRIu64 ", which was running\n",
+                                (int) getpid(),
+                                gen);
+                }
+                /* Nothing was outstanding: pause, rather than spin while the rounds want the CPU. */
+                if (count == 0)
+                        sleep_usec(STRESS_PAUSE_USEC);
         }
-
-        len = snprintf(line, sizeof(line), "%llu\n", ok);
-        return write(tally, line, (size_t) len) == len ? 0 : 1;
+        return 0;
 }
 
 int main(int argc, char **argv) {
@@ -327,33 +454,46 @@ int main(int argc, char **argv) {
                 return 0;
         }
 
-        if (strcmp(argv[1], "rounds") == 0 && argc == 6) {
-                wg *work = attach((int) parse_ll(argv[2]));
-                wg *gate[2] = { attach((int) parse_ll(argv[3])), attach((int) parse_ll(argv[4])) };
-                int r = rounds(work, gate, parse_ll(argv[5]));
+        if (strcmp(argv[1], "stress-worker") == 0 && argc == 9) {
+                wg *work, *gate[2];
+                long long idx = parse_ll(argv[6]);
+                int r;
 
+                if (idx < 0 || idx >= STRESS_MAX_WORKERS)
+                        die_usage(argv[6]);
+                board = board_map((int) parse_ll(argv[2]));
+                catch_signals(parse_ll(argv[8]) != 0);
+                work = attach((int) parse_ll(argv[3]));
+                gate[0] = attach((int) parse_ll(argv[4]));
+                gate[1] = attach((int) parse_ll(argv[5]));
+                r = stress_worker(work, gate, (unsigned) idx, parse_ll(argv[7]) != 0);
                 wg_unref(work);
                 wg_unref(gate[0]);
                 wg_unref(gate[1]);
-                return r;
+                return r < 0 ? 1 : 0;
         }
 
-        if (strcmp(argv[1], "churn") == 0 && argc == 4) {
-                wg *g = attach((int) parse_ll(argv[2]));
-                int r = churn(g, parse_ll(argv[3]));
+        if (strcmp(argv[1], "stress-churn") == 0 && argc == 4) {
+                wg *work;
+                int r;
 
-                wg_unref(g);
-                return r;
+                board = board_map((int) parse_ll(argv[2]));
+                work = attach((int) parse_ll(argv[3]));
+                r = stress_churn(work);
+                wg_unref(work);
+                return r < 0 ? 1 : 0;
         }
 
-        if (strcmp(argv[1], "watch") == 0 && argc == 5) {
-                wg *g = attach((int) parse_ll(argv[2]));
-                wg *stop = attach((int) parse_ll(argv[3]));
-                int r = watch(g, stop, (int) parse_ll(argv[4]));
+        if (strcmp(argv[1], "stress-watch") == 0 && argc == 5) {
+                wg *work;
+                int r;
 
-                wg_unref(g);
-                wg_unref(stop);
-                return r;
+                board = board_map((int) parse_ll(argv[2]));
+                catch_signals(parse_ll(argv[4]) != 0);
+                work = attach((int) parse_ll(argv[3]));
+                r = stress_watch(work);
+                wg_unref(work);
+                return r < 0 ? 1 : 0;
         }
 
         return die_usage(argv[1]);

@@ -10,6 +10,9 @@
 #   tools/bootstrap.sh bench   install what is missing (Redis, GNU parallel too), build,
 #                              run every benchmark of bench/ (a few minutes; see
 #                              docs/benchmarks.md)
+#   tools/bootstrap.sh stress  install what is missing, build, run the long stress test:
+#                              10^7 generations across processes (WG_STRESS_GENERATIONS to
+#                              change it; minutes; see docs/stress.md)
 #   tools/bootstrap.sh deps    only install what is missing
 #
 # Packages come from apt-get (as root, or through sudo). Build directories: build/ and
@@ -36,6 +39,7 @@ packages=(
     jq
     procps
     python3
+    spin
 )
 
 # What only the benchmarks need: the peers they measure wg against.
@@ -46,7 +50,7 @@ bench_packages=(
 )
 
 usage() {
-    echo "usage: $0 demo|test|bench|deps" >&2
+    echo "usage: $0 demo|test|bench|stress|deps" >&2
     exit 2
 }
 
@@ -129,6 +133,13 @@ bench)
         echo "=== $b"
         "$b"
     done
+    ;;
+stress)
+    install_deps
+    build build
+    # The stress test's long run; the test suite runs a short one (tests/test-stress.c).
+    WG_STRESS_GENERATIONS=${WG_STRESS_GENERATIONS:-10000000} WG_HELPER=$top/build/tests/wg-helper \
+        build/tests/test-stress
     ;;
 *)
     usage

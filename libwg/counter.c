@@ -263,12 +263,13 @@ int wg__wait_generation(wg *g, uint64_t gen, uint64_t deadline) {
 
         assert(g);
 
+        /* The generation first, as in the loop below: a waiter's generation that ended is a success. */
         s = state_load(g);
+        if (wg_state_generation(s) != gen || wg_state_count(s) == 0)
+                return 0;
         r = wg_state_check(s);
         if (r < 0)
                 return r;
-        if (wg_state_generation(s) != gen || wg_state_count(s) == 0)
-                return 0;
         if (deadline <= now_usec())
                 return -ETIMEDOUT;
 

@@ -213,9 +213,6 @@ if [ "$what" != full ]; then
     reach 12 core "the waiter without a deadline gets EINTR, waits again, returns 0"
     reach 13 core "a waiter woken spuriously goes back to sleep"
     reach 14 members "a reset wakes a registered waiter"
-    # Today's order of wg__wait_generation()'s first look (docs/model.md, "Findings").
-    reach 15 core "a waiter whose generation ended before the delete returns EIDRM"
-    reach 16 members "a waiter whose generation ended before the break returns EOWNERDEAD"
 fi
 
 if [ "$what" != ci ]; then

@@ -327,7 +327,7 @@ proctype worker(bool stray) {
 
 /*
  * How a waiter decides that its generation ended: before it sleeps (counter.c:215, 270) and
- * after (counter.c:290). BUG_COUNT_ONLY looks at the counter instead, as Go's WaitGroup does.
+ * after (counter.c:291). BUG_COUNT_ONLY looks at the counter instead, as Go's WaitGroup does.
  */
 #ifdef BUG_COUNT_ONLY
 #define MINE_ENDED (COUNT(s) == 0)
@@ -383,9 +383,9 @@ proctype worker(bool stray) {
         fi
 
 /*
- * Look again after the futex (counter.c:289-313): the generation first, then the stop bits,
+ * Look again after the futex (counter.c:290-314): the generation first, then the stop bits,
  * then what the futex said (k); on 0, or EAGAIN before the deadline, register again
- * (counter.c:283).
+ * (counter.c:284).
  */
 #define LOOK_AGAIN                                                                               \
         s = word;                                                                                \
@@ -436,23 +436,24 @@ proctype waiter(byte me; bool timed; byte spurious; byte signals) {
         :: else
         fi;
 
-enter: /* wg__wait_generation(gen, deadline) (counter.c:259-315) */
+enter: /* wg__wait_generation(gen, deadline) (counter.c:259-316) */
         TIME_PASSES;
         d_step {
                 s = word;
-                r = CHECK(s);
+                /* The generation first, as in the loop: an ended generation is a success. */
                 if
-                :: r == OK && MINE_ENDED ->
+                :: MINE_ENDED ->
                         RETURN_OK
-                :: r == OK && !MINE_ENDED && expired ->
-                        r = ETIMEDOUT
-                :: r == OK && !MINE_ENDED && !expired ->
-                        REGISTER
-                :: else
-                fi;
-                /* The stop bits come first here, unlike in the loop: see docs/model.md. */
-                REACHED(15, r == EIDRM && ended > wgen[me]);
-                REACHED(16, r == EOWNERDEAD && ended > wgen[me])
+                :: else ->
+                        r = CHECK(s);
+                        if
+                        :: r == OK && expired ->
+                                r = ETIMEDOUT
+                        :: r == OK && !expired ->
+                                REGISTER
+                        :: else
+                        fi
+                fi
         }
 
         do

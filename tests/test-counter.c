@@ -262,6 +262,31 @@ static void test_deleted(void **state) {
 }
 
 /* wgd's policy for a member that died: broken until reset; every operation says EOWNERDEAD. */
+/*
+ * A waiter whose generation ended is released with success, whatever the group did after:
+ * deleted or broken before the waiter first looked, as much as while it slept. (Spin found that
+ * the first look of wg__wait_generation() tested the stop bits first, unlike every other.)
+ */
+static void test_ended_then_stopped(void **state) {
+        for (unsigned broken = 0; broken < 2; broken++) {
+                uint64_t gen;
+                wg *g;
+
+                assert_int_equal(wg_new(&g), 0);
+                assert_int_equal(wg_add(g, 1), 0);
+                assert_int_equal(wg__wait_begin(g, &gen), 1);
+                assert_int_equal(wg_done(g), 0);
+                if (broken)
+                        wg__mark_broken(g);
+                else
+                        wg__mark_deleted(g);
+                assert_int_equal(wg__wait_generation(g, gen, UINT64_MAX), 0);
+                /* A wait that begins now learns what happened to the group. */
+                assert_int_equal(wg_wait(g, 0), broken ? -EOWNERDEAD : -EIDRM);
+                wg_unref(g);
+        }
+}
+
 static void test_broken(void **state) {
         struct waiter w = {};
         uint64_t v = 42, old;
@@ -424,6 +449,7 @@ int main(void) {
                 fd_checked_test(test_generation_wrap),
                 fd_checked_test(test_deleted),
                 fd_checked_test(test_broken),
+                fd_checked_test(test_ended_then_stopped),
                 fd_checked_test(test_outcome),
                 fd_checked_test(test_eintr),
                 fd_checked_test(test_race_threads),

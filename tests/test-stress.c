@@ -115,6 +115,14 @@ static uint64_t count_stuck(struct stress_board *b, uint64_t round, wg *work, wg
         return stuck;
 }
 
+/* A process of the run ended: anything but exit status 0 is an error, said with who and how. */
+static void reaped(struct stress_board *b, const char *role, unsigned i, int status, bool stalled) {
+        if (status == 0 || stalled)
+                return;
+        printf("# %s %u exited with status %d%s\n", role, i, status, status > 128 ? " (128+signal)" : "");
+        stress_count(&b->errors);
+}
+
 static void test_stress(void **state) {
         uint64_t target = env_number("WG_STRESS_GENERATIONS", test_scale(20000));
         uint64_t stall_usec = env_number("WG_STRESS_STALL_SEC", getenv("WG_TEST_SLOW") ? 60 : 20) * 1000000;
@@ -240,14 +248,11 @@ static void test_stress(void **state) {
                         (void) kill(watchers[i], SIGKILL);
         }
         for (unsigned i = 0; i < WORKERS; i++)
-                if (reap(workers[i]) != 0 && !stalled)
-                        stress_count(&b->errors);
+                reaped(b, "worker", i, reap(workers[i]), stalled);
         for (unsigned i = 0; i < CHURNERS; i++)
-                if (reap(churners[i]) != 0 && !stalled)
-                        stress_count(&b->errors);
+                reaped(b, "churner", i, reap(churners[i]), stalled);
         for (unsigned i = 0; i < WATCHERS; i++)
-                if (reap(watchers[i]) != 0 && !stalled)
-                        stress_count(&b->errors);
+                reaped(b, "watcher", i, reap(watchers[i]), stalled);
 
         gens = generations(work, gate);
         printf("# %" PRIu64 " generations (work %" PRIu64 ", gates %" PRIu64 ") in %.1f s, %.0f/s; "

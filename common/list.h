@@ -23,9 +23,6 @@
                 *_head = _item;                                                                          \
         } while (0)
 
-/* Whether @item is in the list at @head. */
-#define LIST_IS_LINKED(name, head, item) ((item)->name##_prev || (head) == (item))
-
 #define LIST_REMOVE(name, head, item)                                                                    \
         do {                                                                                             \
                 __typeof__(*(head)) **_head = &(head), *_item = (item);                                  \

@@ -282,7 +282,7 @@ static void op_create(Client *c, uint64_t id, const Wg__V1__Create *m) {
         g = server_find_group(server_of(c), m->name);
         if (g) {
                 if (m->has_exist_ok && m->exist_ok && group_may(g, &c->peer, ACCESS_READ))
-                        reply_group(c, id, g, -EBADF);
+                        reply_group(c, id, g, false);
                 else
                         reply_error(c, id, -EEXIST, "Group '%s' exists.", m->name);
                 return;
@@ -300,7 +300,7 @@ static void op_create(Client *c, uint64_t id, const Wg__V1__Create *m) {
                 m->has_on_abandon,
                 m->on_abandon);
         if (g)
-                reply_group(c, id, g, -EBADF);
+                reply_group(c, id, g, false);
 }
 
 static void op_open(Client *c, uint64_t id, const Wg__V1__Open *m) {
@@ -338,7 +338,7 @@ static void op_open(Client *c, uint64_t id, const Wg__V1__Open *m) {
         if (!g)
                 return;
 
-        reply_group(c, id, g, wg_fd(g->handle));
+        reply_group(c, id, g, true);
 }
 
 static void op_delete(Client *c, uint64_t id, const Wg__V1__Delete *m) {
@@ -489,7 +489,7 @@ static void op_add(Client *c, uint64_t id, const char *name, int64_t delta) {
         else if (r < 0)
                 reply_error(c, id, r, "Group '%s': %s.", g->name, strerror(-r));
         else {
-                reply_group(c, id, g, -EBADF);
+                reply_group(c, id, g, false);
                 /* Our own add may have ended a generation that Waits in wgd wait for. */
                 waits_check(g);
         }
@@ -642,7 +642,7 @@ static void op_leave(Client *c, uint64_t id, const Wg__V1__Leave *m) {
                 g->name,
                 m->has_status ? m->status : 0);
         member_end(member, state, m->has_status ? m->status : 0);
-        reply_group(c, id, g, -EBADF);
+        reply_group(c, id, g, false);
 }
 
 static void op_reset(Client *c, uint64_t id, const Wg__V1__Reset *m) {
@@ -658,7 +658,7 @@ static void op_reset(Client *c, uint64_t id, const Wg__V1__Reset *m) {
                 return;
         }
         log_info("Reset group %s%s.", g->name, old & WG_STATE_BROKEN ? ", which was broken" : "");
-        reply_group(c, id, g, -EBADF);
+        reply_group(c, id, g, false);
         waits_check(g);
 }
 

@@ -3,6 +3,7 @@
 
 /* Answers: wg.v1 Responses built from wgd's objects, handed to a client to send. */
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "client.h"
@@ -11,8 +12,8 @@
 void reply_error(Client *c, uint64_t id, int error, const char *format, ...)
         __attribute__((format(printf, 4, 5)));
 
-/* The group's info, with its segment's fd attached if @fd >= 0 (it is the group's, wg_fd()). */
-void reply_group(Client *c, uint64_t id, Group *g, int fd);
+/* The group's info, with its segment's fd attached if @with_segment (Open, Join). */
+void reply_group(Client *c, uint64_t id, Group *g, bool with_segment);
 
 /*
  * The group's info with its members: those of the current generation, and the failed or

@@ -27,6 +27,7 @@ struct stress_board {
         uint64_t opened;    /* rounds whose gate is open, stored before the done that opens it */
         uint64_t gate_done; /* the same, stored after that done returned */
         uint64_t arrived[STRESS_MAX_WORKERS];
+        uint64_t started; /* helpers ready, their signal handler installed: none is signalled before */
 
         /* Tallies, added to by everybody. */
         uint64_t waits;        /* wg_wait() calls */

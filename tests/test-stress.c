@@ -184,6 +184,18 @@ static void test_stress(void **state) {
                 waiters[WORKERS + i] = watchers[i];
         }
 
+        /*
+         * Every helper running before the first round: the churner and the watchers must meet
+         * the rounds, and SIGUSR1 before a helper's handler is installed would kill it.
+         */
+        start = monotonic_usec();
+        while (load(&b->started) < WORKERS + CHURNERS + WATCHERS) {
+                if (monotonic_usec() - start >= stall_usec)
+                        fail_msg("only %" PRIu64 " of %d helpers started", load(&b->started),
+                                 WORKERS + CHURNERS + WATCHERS);
+                sleep_usec(1000);
+        }
+
         start = last_report = monotonic_usec();
         for (round = 0;; round++) {
                 uint64_t begin = monotonic_usec();

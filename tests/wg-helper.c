@@ -466,6 +466,7 @@ int main(int argc, char **argv) {
                 work = attach((int) parse_ll(argv[3]));
                 gate[0] = attach((int) parse_ll(argv[4]));
                 gate[1] = attach((int) parse_ll(argv[5]));
+                stress_count(&board->started);
                 r = stress_worker(work, gate, (unsigned) idx, parse_ll(argv[7]) != 0);
                 wg_unref(work);
                 wg_unref(gate[0]);
@@ -479,6 +480,7 @@ int main(int argc, char **argv) {
 
                 board = board_map((int) parse_ll(argv[2]));
                 work = attach((int) parse_ll(argv[3]));
+                stress_count(&board->started);
                 r = stress_churn(work);
                 wg_unref(work);
                 return r < 0 ? 1 : 0;
@@ -491,6 +493,7 @@ int main(int argc, char **argv) {
                 board = board_map((int) parse_ll(argv[2]));
                 catch_signals(parse_ll(argv[4]) != 0);
                 work = attach((int) parse_ll(argv[3]));
+                stress_count(&board->started);
                 r = stress_watch(work);
                 wg_unref(work);
                 return r < 0 ? 1 : 0;

@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -156,8 +155,8 @@ static void test_restart_with_members(void **state) {
         assert_int_equal(reap(stays), 0);
         read_report(report[0][0], &j, &l);
         assert_true(j && l);
-        wait_until_syscall(leaves_later, SYS_read);
-        wait_until_syscall(dies, SYS_clock_nanosleep);
+        expect_byte(report[1][0], 'J');
+        expect_byte(report[2][0], 'J');
         close(c);
 
         assert_int_equal(harness_stop(h, SIGKILL), 128 + SIGKILL);
@@ -169,8 +168,8 @@ static void test_restart_with_members(void **state) {
         /* The dead one is abandoned at once; the other leaves over a new connection. */
         close(go[1]);
         assert_int_equal(reap(leaves_later), 0);
-        read_report(report[1][0], &j, &l);
-        assert_true(j && l);
+        read_report(report[1][0], &j, &l); /* its 'J' was read before the kill */
+        assert_true(!j && l);
         assert_int_equal(wg_wait(g, 10 * 1000000), 2);
         assert_int_equal(wg_get_outcome(g, 0, &succeeded, &failed, &abandoned), 0);
         assert_int_equal(succeeded, 1);
@@ -216,7 +215,7 @@ static void test_break_policy(void **state) {
         Wg__V1__Reset reset = WG__V1__RESET__INIT;
         Wg__V1__Response *r;
         pid_t victim, waiter;
-        int c;
+        int c, report[2];
         wg *g;
 
         harness_start(h, quiet);
@@ -230,8 +229,11 @@ static void test_break_policy(void **state) {
         assert_int_equal(r->group->on_abandon, WG__V1__ABANDON_POLICY__ABANDON_POLICY_BREAK);
         pc_free(r);
 
-        victim = member("strict", 0, 60 * 1000 * 1000, -1);
-        wait_until_syscall(victim, SYS_clock_nanosleep);
+        assert_int_equal(pipe2(report, O_CLOEXEC), 0);
+        victim = member("strict", 0, 60 * 1000 * 1000, report[1]);
+        close(report[1]);
+        expect_byte(report[0], 'J');
+        close(report[0]);
         waiter = spawn_helper(NULL, 0, (const char *[]) { "named", "strict", "0", "wait=EOWNERDEAD", NULL });
         wait_until_futex_sleep(waiter);
         pc_wait_send(c, 5, "strict", UINT64_MAX);
@@ -302,7 +304,8 @@ static void test_join_rules(void **state) {
  * A member of uid/gid nobody: a child that drops to it and joins in-process (no exec: the build
  * tree may be where nobody cannot go), and leaves once @go says so.
  */
-static pid_t member_as_nobody(const char *name, const int go[2]) {
+/* Joins @name as nobody, writes 'J' to @report, and leaves once @go reads end of file. */
+static pid_t member_as_nobody(const char *name, const int go[2], int report) {
         pid_t pid = fork();
 
         assert_true(pid >= 0);
@@ -315,6 +318,8 @@ static pid_t member_as_nobody(const char *name, const int go[2]) {
                         _exit(99);
                 if (wg_join(name, 0, &g) < 0)
                         _exit(10);
+                if (write(report, "J", 1) != 1)
+                        _exit(12);
                 /* Leave when told (the parent closes its end): after the restart, not before. */
                 while (read(go[0], &byte, 1) < 0 && errno == EINTR)
                         ;
@@ -333,7 +338,7 @@ static pid_t member_as_nobody(const char *name, const int go[2]) {
 static void test_restored_member_of_another_uid(void **state) {
         Harness *h = *state;
         pid_t m, other;
-        int c, go[2];
+        int c, go[2], report[2];
         wg *g;
 
         if (geteuid() != 0)
@@ -344,9 +349,12 @@ static void test_restored_member_of_another_uid(void **state) {
         pc_expect(pc_create(c, "shared", 0666, 0), 0);
         close(c);
         assert_int_equal(pipe2(go, O_CLOEXEC), 0);
-        m = member_as_nobody("shared", go);
+        assert_int_equal(pipe2(report, O_CLOEXEC), 0);
+        m = member_as_nobody("shared", go, report[1]);
         close(go[0]);
-        wait_until_syscall(m, SYS_read);
+        close(report[1]);
+        expect_byte(report[0], 'J');
+        close(report[0]);
 
         assert_int_equal(harness_stop(h, SIGKILL), 128 + SIGKILL);
         harness_start(h, quiet);

@@ -119,11 +119,15 @@ static void wait_until_in(const char *path, long syscall_nr) {
         fail_msg("%s never showed system call %ld", path, syscall_nr);
 }
 
-void wait_until_syscall(pid_t pid, long syscall_nr) {
-        char path[64];
+void expect_byte(int fd, char expected) {
+        char byte;
+        ssize_t n;
 
-        snprintf(path, sizeof(path), "/proc/%d/syscall", (int) pid);
-        wait_until_in(path, syscall_nr);
+        while ((n = read(fd, &byte, 1)) < 0 && errno == EINTR)
+                ;
+        if (n != 1)
+                fail_msg("expected '%c' on fd %d, got %s", expected, fd, n == 0 ? "end of file" : strerror(errno));
+        assert_int_equal(byte, expected);
 }
 
 void wait_until_futex_sleep(pid_t pid) {

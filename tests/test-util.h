@@ -37,8 +37,12 @@ int reap(pid_t pid);
 /* Wait (bounded by 20 s, then abort) until @pid sleeps in a futex system call. */
 void wait_until_futex_sleep(pid_t pid);
 
-/* Wait (bounded) until @pid sleeps in system call @syscall_nr (SYS_...). */
-void wait_until_syscall(pid_t pid, long syscall_nr);
+/*
+ * Read one byte from @fd and require it to be @expected: how a test learns that another process
+ * got somewhere. (Not /proc/PID/syscall: a program under valgrind or the dynamic loader makes
+ * system calls of its own, and a read() there looks like the one a test waits for.)
+ */
+void expect_byte(int fd, char expected);
 
 /* Same for a thread of ours. */
 void wait_until_thread_futex_sleep(pid_t tid);

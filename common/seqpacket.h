@@ -30,10 +30,32 @@ int seqpacket_send(int sock, const void *buf, size_t len, int fd, int flags);
  */
 ssize_t seqpacket_recv(int sock, void *buf, size_t size, int *ret_fd, int flags);
 
+/* The most records one call of the _many functions below moves. */
+#define SEQPACKET_MANY_MAX 32
+
+/* One record of a batch: what to send, or where to receive and what came. */
+typedef struct SeqpacketRecord {
+        void *buf;
+        size_t size;    /* receiving: the room at @buf */
+        size_t len;     /* sending: the record's length; received: its length (0 at end of file) */
+        int fd;         /* sending: an fd to attach, or -EBADF */
+        bool had_fds;   /* received: it came with fds, all closed now */
+        bool truncated; /* received: larger than @size, and discarded */
+} SeqpacketRecord;
+
 /*
- * Receive one record from a peer that may send no fds (wgd's clients): every fd that came with
- * it, however many, is closed, and *ret_had_fds says whether there were any, while the record's
- * bytes are still returned, so that the receiver can tell which request it refuses. -EMSGSIZE as
- * above.
+ * Send up to SEQPACKET_MANY_MAX of @n records with one sendmmsg(), each with its fd attached.
+ * Returns how many went out, from the first (fewer than @n when the socket filled up, or failed
+ * after the first), or -errno if none did (-EAGAIN if it would block). MSG_NOSIGNAL as above.
  */
-ssize_t seqpacket_recv_refusing_fds(int sock, void *buf, size_t size, bool *ret_had_fds, int flags);
+int seqpacket_send_many(int sock, const SeqpacketRecord *records, size_t n, int flags);
+
+/*
+ * Receive up to SEQPACKET_MANY_MAX of @n records with one recvmmsg(), from a peer that may send
+ * no fds (wgd's clients): every fd that came with a record, however many, is closed and the
+ * record marked had_fds, while its bytes are still returned, so that the receiver can tell which
+ * request it refuses. A record larger than its buffer is discarded and marked truncated. Returns
+ * how many records arrived, or -errno (-EAGAIN if none is there). End of file reads as a record
+ * of length 0 (so does an empty record); recvmmsg() may repeat it to fill @n.
+ */
+int seqpacket_recv_many_refusing_fds(int sock, SeqpacketRecord *records, size_t n, int flags);

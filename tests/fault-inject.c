@@ -551,6 +551,20 @@ ssize_t __wrap_sendmsg(int fd, const struct msghdr *msg, int flags) {
         return __real_sendmsg(fd, msg, flags);
 }
 
+/* The same for a batch of answers: none of them goes out. */
+extern int __real_sendmmsg(int fd, struct mmsghdr *msgs, unsigned n, int flags);
+
+int __wrap_sendmmsg(int fd, struct mmsghdr *msgs, unsigned n, int flags);
+int __wrap_sendmmsg(int fd, struct mmsghdr *msgs, unsigned n, int flags) {
+        int error = EAGAIN;
+
+        if (fault_hit("sendmmsg", n > 1 ? "batch" : NULL, &error)) {
+                errno = error;
+                return -1;
+        }
+        return __real_sendmmsg(fd, msgs, n, flags);
+}
+
 /* The peer's credentials, groups and pidfd: the kernel allocates for the last two. */
 extern int __real_getsockopt(int fd, int level, int name, void *value, socklen_t *len);
 

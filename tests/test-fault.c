@@ -2097,6 +2097,11 @@ static bool fail_is(const Result *res, const char *name) {
                 res->fail[0][strlen(name)] == ' ';
 }
 
+/* A failed send of answers, one (sendmsg) or a batch (sendmmsg): each point runs again with ENOBUFS. */
+static bool fail_is_send(const Result *res) {
+        return fail_is(res, "sendmsg") || fail_is(res, "sendmmsg");
+}
+
 /*
  * Where a failed call was made, as a key: its name and the first return addresses. A site
  * whose failure has a recovery path gets its follow-up faults once, in the first scenario
@@ -2171,9 +2176,9 @@ static void test_scenario(void **state) {
                 }
                 points++;
                 failed += res.failed;
-                if (fail_is(&res, "sendmsg") && n_sendmsg < ELEMENTSOF(sendmsg_points))
+                if (fail_is_send(&res) && n_sendmsg < ELEMENTSOF(sendmsg_points))
                         sendmsg_points[n_sendmsg++] = n;
-                if ((fail_is(&res, "sendmsg") || fail_is(&res, "accept4")) &&
+                if ((fail_is_send(&res) || fail_is(&res, "accept4")) &&
                     n_follow < ELEMENTSOF(follow_points) && follow_up_new(&res))
                         follow_points[n_follow++] = n;
         }

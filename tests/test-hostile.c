@@ -128,16 +128,6 @@ static int attack_one(int fd, const Attacker *a, unsigned conn, unsigned i) {
         return raw_send(fd, &req);
 }
 
-/* Whether wgd has read all we sent on @fd, or hung up on it. */
-static bool drained(int fd) {
-        struct pollfd p = { .fd = fd, .events = POLLRDHUP };
-        int queued = 0;
-
-        if (poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLRDHUP | POLLERR)))
-                return true;
-        return ioctl(fd, SIOCOUTQ, &queued) < 0 || queued == 0;
-}
-
 #define ATTACK_CONNECTIONS_MAX 256
 
 static int attacker_main(const Attacker *a) {
@@ -179,7 +169,7 @@ static int attacker_main(const Attacker *a) {
                                 fds[conn] = -1;
                         }
         for (unsigned conn = 0; conn < a->connections; conn++)
-                while (fds[conn] >= 0 && !drained(fds[conn])) {
+                while (fds[conn] >= 0 && !sent_all_read(fds[conn])) {
                         if (monotonic_usec() > deadline)
                                 return 14;
                         sleep_usec(1000);

@@ -14,6 +14,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <grp.h>
 #include <poll.h>
 #include <setjmp.h>
@@ -1065,12 +1066,105 @@ static void test_permissions(void **state) {
         close(c);
 }
 
+/*
+ * Requests sent back to back, none of the answers read until the last request is out: wgd reads
+ * them in batches and answers each batch together. The answers come in order, each with its id;
+ * the List answers are large enough that wgd's socket fills in the middle of a batch, so that
+ * the rest of the batch waits in the queue; an Open's answer carries its segment's fd although
+ * the next request deleted the group.
+ */
+static void test_pipelined(void **state) {
+        enum { GROUPS = 200, ROUNDS = 37 };
+        Harness *h = *state;
+        char name[64];
+        int c;
+
+        harness_start(h, quiet);
+        c = pc_connect(h->socket_path);
+        for (unsigned i = 0; i < GROUPS; i++) {
+                snprintf(name, sizeof(name), "a-pipelined-group-with-a-long-name-%03u", i);
+                pc_expect(pc_create(c, name, 0, 0), 0);
+        }
+
+        for (uint64_t id = 1; id <= 4 * ROUNDS; id++) {
+                Wg__V1__Request req = WG__V1__REQUEST__INIT;
+                Wg__V1__List list = WG__V1__LIST__INIT;
+                Wg__V1__Open open = WG__V1__OPEN__INIT;
+                Wg__V1__Delete del = WG__V1__DELETE__INIT;
+                Wg__V1__Stat stat = WG__V1__STAT__INIT;
+
+                snprintf(name, sizeof(name), "a-pipelined-group-with-a-long-name-%03u", (unsigned) ((id - 1) / 4));
+                req.has_version = req.has_id = true;
+                req.version = 1;
+                req.id = id;
+                switch (id % 4) {
+                case 1:
+                        req.op_case = WG__V1__REQUEST__OP_LIST;
+                        req.list = &list;
+                        break;
+                case 2:
+                        open.name = name;
+                        req.op_case = WG__V1__REQUEST__OP_OPEN;
+                        req.open = &open;
+                        break;
+                case 3:
+                        del.name = name;
+                        req.op_case = WG__V1__REQUEST__OP_DELETE;
+                        req.delete_ = &del;
+                        break;
+                case 0:
+                        stat.name = name;
+                        req.op_case = WG__V1__REQUEST__OP_STAT;
+                        req.stat = &stat;
+                        break;
+                }
+                pc_send(c, &req);
+        }
+        /* wgd has read every request, and answered what its socket took: the rest is queued. */
+        wait_until_sent_all_read(c);
+
+        for (uint64_t id = 1; id <= 4 * ROUNDS; id++) {
+                int fd = -EBADF;
+                Wg__V1__Response *r = pc_recv(c, &fd);
+
+                if (r->id != id)
+                        fail_msg("answer %" PRIu64 " came with id %" PRIu64, id, r->id);
+                switch (id % 4) {
+                case 1:
+                        assert_int_equal(r->result_case, WG__V1__RESPONSE__RESULT_LIST);
+                        assert_true(r->list->n_groups >= GROUPS - ROUNDS);
+                        assert_true(fd < 0);
+                        break;
+                case 2: {
+                        wg *g;
+
+                        assert_int_equal(r->result_case, WG__V1__RESPONSE__RESULT_GROUP);
+                        assert_true(fd >= 0);
+                        assert_int_equal(wg_from_fd(fd, &g), 0); /* a segment, and a sound one */
+                        wg_unref(g);
+                        close(fd);
+                        break;
+                }
+                case 3:
+                        assert_int_equal(pc_errnum(r), 0);
+                        assert_true(fd < 0);
+                        break;
+                case 0:
+                        assert_int_equal(pc_errnum(r), ENOENT);
+                        break;
+                }
+                pc_free(r);
+        }
+        close(c);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_bad_records, harness_setup, harness_teardown),
                 cmocka_unit_test_setup_teardown(test_envelope, harness_setup, harness_teardown),
                 cmocka_unit_test_setup_teardown(test_invalid, harness_setup, harness_teardown),
                 cmocka_unit_test_setup_teardown(test_any_encoding, harness_setup, harness_teardown),
+                cmocka_unit_test_setup_teardown(test_pipelined, harness_setup, harness_teardown),
                 cmocka_unit_test_setup_teardown(test_names, harness_setup, harness_teardown),
                 cmocka_unit_test_setup_teardown(test_counter_bounds, harness_setup, harness_teardown),
                 cmocka_unit_test_setup_teardown(test_waits, harness_setup, harness_teardown),

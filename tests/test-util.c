@@ -2,6 +2,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/sockios.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +13,7 @@
 #include <string.h>
 #include <dirent.h>
 #include <sys/mman.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -117,6 +120,24 @@ static void wait_until_in(const char *path, long syscall_nr) {
                 sleep_usec(1000);
         }
         fail_msg("%s never showed system call %ld", path, syscall_nr);
+}
+
+bool sent_all_read(int fd) {
+        struct pollfd p = { .fd = fd, .events = POLLRDHUP };
+        int queued = 0;
+
+        if (poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLRDHUP | POLLERR)))
+                return true;
+        return ioctl(fd, SIOCOUTQ, &queued) < 0 || queued == 0;
+}
+
+void wait_until_sent_all_read(int fd) {
+        for (unsigned i = 0; i < 20000; i++) {
+                if (sent_all_read(fd))
+                        return;
+                sleep_usec(1000);
+        }
+        fail_msg("the peer of fd %d did not read what we sent", fd);
 }
 
 void expect_byte(int fd, char expected) {

@@ -7,6 +7,7 @@
  * through a mapping of our own.
  */
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/types.h>
@@ -43,6 +44,12 @@ void wait_until_futex_sleep(pid_t pid);
  * system calls of its own, and a read() there looks like the one a test waits for.)
  */
 void expect_byte(int fd, char expected);
+
+/* Whether the peer of socket @fd has read all we sent on it (SIOCOUTQ is 0), or hung up. */
+bool sent_all_read(int fd);
+
+/* Wait (bounded, then abort) until sent_all_read(@fd). */
+void wait_until_sent_all_read(int fd);
 
 /* Same for a thread of ours. */
 void wait_until_thread_futex_sleep(pid_t tid);

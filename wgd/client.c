@@ -23,8 +23,12 @@
 #include "seqpacket.h"
 
 #define OUT_MAX 256
-/* Records handled per wakeup, so that one busy client cannot starve the others. */
+/*
+ * Records handled per wakeup, so that one busy client cannot starve the others; they are read
+ * RECV_MAX at a time, and their answers go out together.
+ */
 #define BATCH_MAX 32
+#define RECV_MAX 16
 
 struct Outgoing {
         size_t len;
@@ -32,6 +36,23 @@ struct Outgoing {
         LIST_FIELDS(Outgoing, queue);
         uint8_t data[];
 };
+
+/*
+ * The answers to the batch of records being handled, packed where they will be sent from, and
+ * sent with one sendmmsg() when the batch ends (or this fills up): a client that pipelines costs
+ * a system call per batch, not per request. One batch at a time in the whole process: wgd
+ * handles one client's records at once, and never starts another's from inside.
+ */
+static struct {
+        Client *client; /* whose batch this is; NULL between batches */
+        SeqpacketRecord records[SEQPACKET_MANY_MAX];
+        wg *segments[SEQPACKET_MANY_MAX]; /* referenced until sent or queued */
+        size_t n, used;
+        uint8_t data[WG_RECORD_MAX]; /* any one answer fits an empty stage */
+} stage;
+
+/* Where a batch of records is read into. Static: 1 MiB, but only the pages records touch. */
+static uint8_t in_data[RECV_MAX][WG_RECORD_MAX];
 
 static void out_push(Client *c, Outgoing *o) {
         o->queue_next = NULL;
@@ -58,16 +79,24 @@ static void out_pop(Client *c) {
         free(o);
 }
 
-/* Send what is queued; 0 when empty, -EAGAIN when the socket is full, or another -errno. */
+/* Send what is queued, many at a time; 0 when empty, -EAGAIN when the socket is full, or another -errno. */
 static int out_flush(Client *c) {
         while (c->out_head) {
-                Outgoing *o = c->out_head;
-                int r = seqpacket_send(
-                        c->fd, o->data, o->len, o->segment ? wg_fd(o->segment) : -EBADF, MSG_DONTWAIT);
+                SeqpacketRecord records[SEQPACKET_MANY_MAX];
+                size_t n = 0;
+                int r;
 
+                for (Outgoing *o = c->out_head; o && n < ELEMENTSOF(records); o = o->queue_next)
+                        records[n++] = (SeqpacketRecord) {
+                                .buf = o->data,
+                                .len = o->len,
+                                .fd = o->segment ? wg_fd(o->segment) : -EBADF,
+                        };
+                r = seqpacket_send_many(c->fd, records, n, MSG_DONTWAIT);
                 if (r < 0)
                         return r;
-                out_pop(c);
+                while (r-- > 0)
+                        out_pop(c);
         }
         return 0;
 }
@@ -135,50 +164,39 @@ void client_kill(Client *c) {
         }
 }
 
-/* Pack @resp into @buf: an answer too large for a record becomes an error that says so. */
-static size_t pack(const Wg__V1__Response *resp, uint8_t buf[static WG_RECORD_MAX]) {
-        Wg__V1__Response big = WG__V1__RESPONSE__INIT;
-        Wg__V1__Error err = WG__V1__ERROR__INIT;
+/*
+ * What goes out for @resp, and its packed size: @resp itself, or, when it is too large for a
+ * record, an error that says so, built in @big and @err.
+ */
+static const Wg__V1__Response *
+fit(const Wg__V1__Response *resp, Wg__V1__Response *big, Wg__V1__Error *err, size_t *ret_len) {
         size_t len = wg__v1__response__get_packed_size(resp);
 
-        if (len <= WG_RECORD_MAX)
-                return wg__v1__response__pack(resp, buf);
+        if (len <= WG_RECORD_MAX) {
+                *ret_len = len;
+                return resp;
+        }
 
         log_error(
                 "An answer of %zu bytes does not fit a record of %d: answering an error instead.",
                 len,
                 WG_RECORD_MAX);
-        err.has_errnum = true;
-        err.errnum = EMSGSIZE;
-        err.message = (char *) "The answer would be larger than a record may be.";
-        big.has_id = resp->has_id;
-        big.id = resp->id;
-        big.result_case = WG__V1__RESPONSE__RESULT_ERROR;
-        big.error = &err;
-        return wg__v1__response__pack(&big, buf);
+        *err = (Wg__V1__Error) WG__V1__ERROR__INIT;
+        err->has_errnum = true;
+        err->errnum = EMSGSIZE;
+        err->message = (char *) "The answer would be larger than a record may be.";
+        *big = (Wg__V1__Response) WG__V1__RESPONSE__INIT;
+        big->has_id = resp->has_id;
+        big->id = resp->id;
+        big->result_case = WG__V1__RESPONSE__RESULT_ERROR;
+        big->error = err;
+        *ret_len = wg__v1__response__get_packed_size(big);
+        return big;
 }
 
-void client_reply(Client *c, const Wg__V1__Response *resp, wg *segment) {
-        uint8_t buf[WG_RECORD_MAX];
+/* Queue an answer that cannot go out now, or kill a client that has too many queued. */
+static void enqueue(Client *c, const uint8_t *buf, size_t len, wg *segment) {
         Outgoing *o;
-        size_t len;
-        int r;
-
-        if (c->fd < 0 || c->dead)
-                return; /* nobody to answer: the fuzzer's client, or one on its way out */
-
-        len = pack(resp, buf);
-
-        if (!c->out_head) {
-                r = seqpacket_send(c->fd, buf, len, segment ? wg_fd(segment) : -EBADF, MSG_DONTWAIT);
-                if (r >= 0)
-                        return;
-                if (r != -EAGAIN) {
-                        log_debug_errno(r, "Dropping client (pid %d): %m", (int) c->peer.pid);
-                        client_kill(c);
-                        return;
-                }
-        }
 
         if (c->n_out >= OUT_MAX) {
                 log_warning(
@@ -213,26 +231,120 @@ void client_reply(Client *c, const Wg__V1__Response *resp, wg *segment) {
                 client_kill(c);
 }
 
-static void on_readable(Client *c) {
-        uint8_t buf[WG_RECORD_MAX];
+/*
+ * Send the staged answers of the batch; what the socket does not take now is queued, in order.
+ * A client that failed, or died during the batch, gets nothing more.
+ */
+static void stage_flush(void) {
+        Client *c = stage.client;
+        size_t sent = 0;
 
-        for (unsigned i = 0; i < BATCH_MAX && !c->dead; i++) {
-                bool had_fds = false;
-                ssize_t n = seqpacket_recv_refusing_fds(c->fd, buf, sizeof(buf), &had_fds, MSG_DONTWAIT);
+        while (sent < stage.n && !c->dead && !c->out_head) {
+                int r = seqpacket_send_many(c->fd, stage.records + sent, stage.n - sent, MSG_DONTWAIT);
 
-                if (n == -EAGAIN)
-                        return;
-                if (n >= 0 && had_fds)
-                        /* Requests never carry fds (all closed now): the owner says so, by id. */
-                        c->handlers->record(c, buf, (size_t) n, -EBADMSG);
-                else if (n == -EMSGSIZE)
-                        c->handlers->record(c, NULL, 0, (int) n);
-                else if (n <= 0)
-                        /* End of file (an empty record reads the same), or the connection broke. */
+                if (r == -EAGAIN)
+                        break;
+                if (r < 0) {
+                        log_debug_errno(r, "Dropping client (pid %d): %m", (int) c->peer.pid);
                         client_kill(c);
-                else
-                        c->handlers->record(c, buf, (size_t) n, 0);
+                        break;
+                }
+                sent += (size_t) r;
         }
+        for (size_t i = sent; i < stage.n && !c->dead; i++)
+                enqueue(c, stage.records[i].buf, stage.records[i].len, stage.segments[i]);
+
+        for (size_t i = 0; i < stage.n; i++)
+                wg_unref(stage.segments[i]);
+        stage.n = stage.used = 0;
+}
+
+void client_reply(Client *c, const Wg__V1__Response *resp, wg *segment) {
+        Wg__V1__Response big;
+        Wg__V1__Error err;
+        uint8_t buf[WG_RECORD_MAX];
+        size_t len;
+        int r;
+
+        if (c->fd < 0 || c->dead)
+                return; /* nobody to answer: the fuzzer's client, or one on its way out */
+
+        resp = fit(resp, &big, &err, &len);
+
+        if (stage.client == c) {
+                if (stage.n == ELEMENTSOF(stage.records) || len > sizeof(stage.data) - stage.used)
+                        stage_flush();
+                if (c->dead)
+                        return;
+                if (!c->out_head) {
+                        uint8_t *p = stage.data + stage.used;
+
+                        wg__v1__response__pack(resp, p);
+                        stage.records[stage.n] = (SeqpacketRecord) {
+                                .buf = p,
+                                .len = len,
+                                .fd = segment ? wg_fd(segment) : -EBADF,
+                        };
+                        stage.segments[stage.n++] = segment ? wg_ref(segment) : NULL;
+                        stage.used += len;
+                        return;
+                }
+        }
+
+        wg__v1__response__pack(resp, buf);
+
+        if (!c->out_head) {
+                r = seqpacket_send(c->fd, buf, len, segment ? wg_fd(segment) : -EBADF, MSG_DONTWAIT);
+                if (r >= 0)
+                        return;
+                if (r != -EAGAIN) {
+                        log_debug_errno(r, "Dropping client (pid %d): %m", (int) c->peer.pid);
+                        client_kill(c);
+                        return;
+                }
+        }
+        enqueue(c, buf, len, segment);
+}
+
+/* One record of the batch, to the owner; a record that says the connection ended, to client_kill(). */
+static void handle_record(Client *c, const SeqpacketRecord *rec) {
+        if (rec->truncated)
+                c->handlers->record(c, NULL, 0, -EMSGSIZE);
+        else if (rec->had_fds)
+                /* Requests never carry fds (all closed now): the owner says so, by id. */
+                c->handlers->record(c, rec->buf, rec->len, -EBADMSG);
+        else if (rec->len == 0)
+                /* End of file (an empty record reads the same). */
+                client_kill(c);
+        else
+                c->handlers->record(c, rec->buf, rec->len, 0);
+}
+
+static void on_readable(Client *c) {
+        SeqpacketRecord in[RECV_MAX];
+        unsigned handled = 0;
+
+        stage.client = c;
+        while (handled < BATCH_MAX && !c->dead) {
+                int n;
+
+                for (size_t i = 0; i < RECV_MAX; i++)
+                        in[i] = (SeqpacketRecord) { .buf = in_data[i], .size = WG_RECORD_MAX };
+                n = seqpacket_recv_many_refusing_fds(c->fd, in, RECV_MAX, MSG_DONTWAIT);
+                if (n == -EAGAIN)
+                        break;
+                if (n < 0) {
+                        client_kill(c); /* the connection broke */
+                        break;
+                }
+                for (int i = 0; i < n && !c->dead; i++)
+                        handle_record(c, &in[i]);
+                handled += (unsigned) n;
+                if (n < RECV_MAX)
+                        break; /* the socket is empty: no read that only says EAGAIN */
+        }
+        stage_flush();
+        stage.client = NULL;
 }
 
 /*

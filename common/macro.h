@@ -18,6 +18,9 @@
 
 #define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
 
+/* @n rounded up to a multiple of @a; the caller sees to it that this does not overflow. */
+#define ALIGN_TO(n, a) (((n) + (a) - 1) / (a) * (a))
+
 /* Public functions check their arguments with this: a caller's mistake is an error, never an abort. */
 #define assert_return(expr, r)                                                                           \
         do {                                                                                             \

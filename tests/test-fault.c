@@ -1651,6 +1651,13 @@ static void scenario_create(Run *r) {
 
         op_create(r, a, "fc", 0640, 2);
         expect_error(r, create_call(r, a, "fc", 0, 0), EEXIST, "Create of a name that exists");
+        {
+                /* Larger than wgd's arena for requests: unpacked with malloc(), then refused. */
+                static char long_name[9000];
+
+                memset(long_name, 'n', sizeof(long_name) - 1);
+                expect_error(r, create_call(r, a, long_name, 0, 0), EINVAL, "Create of a name too long");
+        }
         op_create(r, a, "fc2", 0, 0);
         i = op_stat(r, a, "fc");
         check(r,

@@ -53,25 +53,63 @@ typedef union BlockHeader {
         max_align_t align; /* the block after it is aligned as malloc()'s are */
 } BlockHeader;
 
+/*
+ * Requests are unpacked into an arena: protobuf-c allocates the message, each string and each
+ * sub-message on its own, and a request lives only while it is dispatched, so the blocks are
+ * carved one after the other from a static area that is rewound when the request is freed
+ * (request_freep()). What does not fit (a request of a few KiB of strings or unknown fields:
+ * the wire allows 64 KiB) comes from malloc(). One request at a time in the whole process, as
+ * dispatch_record() is never entered again before it returns.
+ */
+#define ARENA_BYTES 8192
+
+/* Under ASan the rewound arena is poisoned, so that a block used after its request is caught. */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define ARENA_POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
+#define ARENA_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define ARENA_POISON(p, n) ((void) (p), (void) (n))
+#define ARENA_UNPOISON(p, n) ((void) (p), (void) (n))
+#endif
+
+static struct {
+        size_t used;
+        max_align_t data[ARENA_BYTES / sizeof(max_align_t)];
+} arena;
+
+static bool in_arena(const void *p) {
+        return (const uint8_t *) p >= (const uint8_t *) arena.data &&
+                (const uint8_t *) p < (const uint8_t *) arena.data + sizeof(arena.data);
+}
+
 static void *sized_alloc(void *userdata, size_t size) {
         bool *failed = userdata;
+        size_t need;
         BlockHeader *h;
 
-        if (size > SIZE_MAX - sizeof(BlockHeader))
+        if (size > SIZE_MAX - 2 * sizeof(BlockHeader))
                 return NULL;
-        h = malloc(sizeof(BlockHeader) + size);
-        if (!h) {
-                /* Out of memory is not the client's fault: say so, not "not a Request". */
-                if (failed)
-                        *failed = true;
-                return NULL;
+        need = sizeof(BlockHeader) + ALIGN_TO(size, sizeof(BlockHeader));
+        if (need <= sizeof(arena.data) - arena.used) {
+                h = (BlockHeader *) ((uint8_t *) arena.data + arena.used);
+                ARENA_UNPOISON(h, need);
+                arena.used += need;
+        } else {
+                h = malloc(sizeof(BlockHeader) + size);
+                if (!h) {
+                        /* Out of memory is not the client's fault: say so, not "not a Request". */
+                        if (failed)
+                                *failed = true;
+                        return NULL;
+                }
         }
         h->size = size;
         return h + 1;
 }
 
 static void sized_free(void *userdata, void *p) {
-        if (p)
+        if (p && !in_arena(p))
                 free((BlockHeader *) p - 1);
 }
 
@@ -87,6 +125,8 @@ static ProtobufCAllocator sized_allocator = {
 static void request_freep(Wg__V1__Request **r) {
         if (*r)
                 wg__v1__request__free_unpacked(*r, &sized_allocator);
+        ARENA_POISON(arena.data, arena.used);
+        arena.used = 0; /* also after an unpack that failed half-way */
 }
 
 /*

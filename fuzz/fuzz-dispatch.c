@@ -113,8 +113,11 @@ static int lowest_free_fd(void) {
 }
 
 static void client_connect(unsigned i) {
-        int r = server_add_client(server, -EBADF, &peers[i], &clients[i]);
+        Peer peer;
+        int r = peer_copy(&peer, &peers[i]);
 
+        if (r >= 0)
+                r = server_add_client(server, -EBADF, &peer, &clients[i]);
         if (r < 0)
                 die("server_add_client(): %s", strerror(-r));
 }

@@ -110,7 +110,7 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata);
 int client_new(
         sd_event *event,
         int fd,
-        const Peer *peer,
+        Peer *peer,
         const ClientHandlers *handlers,
         void *userdata,
         Client **ret) {
@@ -126,15 +126,13 @@ int client_new(
                 .handlers = handlers,
                 .userdata = userdata,
         };
-        r = peer_copy(&c->peer, peer);
-        if (r < 0)
-                return r;
         if (fd >= 0) {
                 r = sd_event_add_io(event, &c->io, fd, EPOLLIN, on_io, c);
                 if (r < 0)
                         return r;
                 c->fd = fd;
         }
+        peer_move(&c->peer, peer);
 
         *ret = TAKE_PTR(c);
         return 0;
@@ -314,8 +312,8 @@ static void handle_record(Client *c, const SeqpacketRecord *rec) {
                 /* Requests never carry fds (all closed now): the owner says so, by id. */
                 c->handlers->record(c, rec->buf, rec->len, -EBADMSG);
         else if (rec->len == 0)
-                /* End of file (an empty record reads the same). */
-                client_kill(c);
+                /* End of file (an empty record reads the same): nothing to shut down, it is closed. */
+                c->dead = true;
         else
                 c->handlers->record(c, rec->buf, rec->len, 0);
 }
@@ -365,4 +363,8 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         if (c->dead)
                 c->handlers->closed(c);
         return 0;
+}
+
+void client_serve_now(Client *c) {
+        (void) on_io(c->io, c->fd, EPOLLIN, c);
 }

@@ -59,12 +59,12 @@ struct Client {
 
 /*
  * A client on connection @fd (or -EBADF: a client whose answers go nowhere, for the fuzzer). On
- * success the client owns @fd; on failure the caller still does.
+ * success the client owns @fd and @peer's groups (peer_move()); on failure the caller still does.
  */
 int client_new(
         sd_event *event,
         int fd,
-        const Peer *peer,
+        Peer *peer,
         const ClientHandlers *handlers,
         void *userdata,
         Client **ret);
@@ -81,6 +81,14 @@ static inline void client_freep(Client **c) {
  * share of queued bytes is used up, or whose socket failed, is killed. Never frees @c.
  */
 void client_reply(Client *c, const Wg__V1__Response *resp, wg *segment);
+
+/*
+ * Serve what the peer sent already, as if the connection had been found readable: a client
+ * connects and sends its request at once, and by the time wgd has accepted, the request is
+ * usually there, so this saves a wakeup. May end the connection (ClientHandlers.closed), so @c
+ * may be gone when it returns.
+ */
+void client_serve_now(Client *c);
 
 /*
  * A client that cannot be served any more. Not freed here, because callers may be in the

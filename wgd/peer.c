@@ -11,9 +11,12 @@
 
 /* SO_PEERGROUPS says how much room it needs with ERANGE; the groups cannot change, so twice is enough. */
 #define PEERGROUPS_TRIES 3
+/* Room for the groups of nearly every user, so that one getsockopt() is enough. */
+#define PEERGROUPS_ON_STACK 64
 
 int peer_read(int fd, Peer *ret) {
         _cleanup_free_ gid_t *groups = NULL;
+        gid_t on_stack[PEERGROUPS_ON_STACK];
         struct ucred uc;
         socklen_t len = sizeof(uc);
         unsigned attempt;
@@ -21,23 +24,33 @@ int peer_read(int fd, Peer *ret) {
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0)
                 return negative_errno();
 
-        /* Ask with no room, then with what it said it needs. */
-        len = 0;
-        for (attempt = 0; attempt < PEERGROUPS_TRIES; attempt++) {
-                gid_t *n;
-
-                if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) >= 0)
-                        break;
+        len = sizeof(on_stack);
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, on_stack, &len) >= 0) {
+                if (len > 0) {
+                        groups = malloc(len);
+                        if (!groups)
+                                return -ENOMEM;
+                        memcpy(groups, on_stack, len);
+                }
+        } else {
                 if (errno != ERANGE)
                         return negative_errno();
-                n = realloc(groups, len > 0 ? len : sizeof(gid_t));
-                if (!n)
-                        return -ENOMEM;
-                groups = n;
+                /* More than that: ask with what it said it needs. */
+                for (attempt = 0; attempt < PEERGROUPS_TRIES; attempt++) {
+                        gid_t *n = realloc(groups, len > 0 ? len : sizeof(gid_t));
+
+                        if (!n)
+                                return -ENOMEM;
+                        groups = n;
+                        if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) >= 0)
+                                break;
+                        if (errno != ERANGE)
+                                return negative_errno();
+                }
+                /* Never a list that was not filled: without the groups, group access would be wrong. */
+                if (attempt == PEERGROUPS_TRIES)
+                        return -ERANGE;
         }
-        /* Never a list that was not filled: without the groups, group access would be wrong. */
-        if (attempt == PEERGROUPS_TRIES)
-                return -ERANGE;
 
         *ret = (Peer) {
                 .uid = uc.uid,

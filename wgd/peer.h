@@ -21,6 +21,13 @@ int peer_read(int fd, Peer *ret);
 /* Copy @from into @to, with a list of groups of its own. 0 or -ENOMEM. */
 int peer_copy(Peer *to, const Peer *from);
 
+/* Move @from into @to: @to takes its groups, @from is left without. */
+static inline void peer_move(Peer *to, Peer *from) {
+        *to = *from;
+        from->groups = NULL;
+        from->n_groups = 0;
+}
+
 void peer_done(Peer *p);
 
 /* Whether the peer is root, or has @gid as its primary or a supplementary group. */

@@ -272,7 +272,7 @@ Server *server_free(Server *s) {
         return NULL;
 }
 
-int server_add_client(Server *s, int fd, const Peer *peer, Client **ret) {
+int server_add_client(Server *s, int fd, Peer *peer, Client **ret) {
         Account *a;
         Client *c;
         int r;
@@ -429,7 +429,9 @@ static int on_accept(sd_event_source *source, int lfd, uint32_t revents, void *u
         if (r < 0) {
                 log_warning_errno(r, "Failed to set up a connection: %m");
                 refuse(fd, r, "wgd could not set up this connection.");
+                return 0;
         }
+        client_serve_now(c);
         return 0;
 }
 

@@ -102,8 +102,11 @@ int server_restore_member(Server *s, const char *fdname, int fd);
 void server_update_idle(Server *s);
 void server_update_status(Server *s);
 
-/* A client of @s, charged to its peer's account; @fd < 0: one without a connection (fuzzer). */
-int server_add_client(Server *s, int fd, const Peer *peer, Client **ret);
+/*
+ * A client of @s, charged to its peer's account; @fd < 0: one without a connection (fuzzer).
+ * On success it owns @fd and @peer's groups (peer_move()); on failure the caller still does.
+ */
+int server_add_client(Server *s, int fd, Peer *peer, Client **ret);
 /* The connection is gone: its Waits go, its members are abandoned (kept if wgd stops). */
 void server_drop_client(Server *s, Client *c);
 

@@ -9,6 +9,7 @@
  * Usage: bench-wgctl [--rounds N] [--warmup N] [--scale F] [--csv FILE] [--open NAME]
  *                    LABEL COUNT PROGRAM [ARG...] [:: LABEL COUNT PROGRAM [ARG...]]...
  *        bench-wgctl --as-wgctl open|request NAME DELTA
+ *        bench-wgctl --as-run PROGRAM [ARG...]
  *
  * Each round runs every command COUNT times, the commands interleaved invocation by invocation
  * (a command with a smaller COUNT spread evenly over the round), in an order that rotates from
@@ -24,7 +25,8 @@
  *
  * --open NAME also times, inside this process, the steps of the verb without the process around
  * them; --as-wgctl makes this program a stand-in for `wgctl add` that does its add one way or
- * the other (see as_wgctl()).
+ * the other (see as_wgctl()), --as-run one for `wgctl run` that only runs the command (see
+ * as_run()).
  *
  * A report, not a test: it exits 0 unless a command failed (then it says which, and how).
  */
@@ -160,6 +162,27 @@ static int as_wgctl(const char *how, const char *name, const char *delta) {
         return 0;
 }
 
+/*
+ * bench-wgctl --as-run PROGRAM [ARG...]: fork(), execvp() the command, waitpid(), exit with its
+ * status, as a shell does for a command: all that `wgctl run NAME -- PROGRAM` must do besides
+ * joining and leaving, in a program linked as wgctl is.
+ */
+static int as_run(char **cmd) {
+        int status;
+        pid_t pid = fork();
+
+        if (pid < 0)
+                return 125;
+        if (pid == 0) {
+                execvp(cmd[0], cmd);
+                _exit(127);
+        }
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        return 125;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 static void help(void) {
         printf("Usage: bench-wgctl [--rounds N] [--warmup N] [--scale F] [--csv FILE]\n"
                "                   [--open NAME] LABEL COUNT PROGRAM [ARG...] [:: LABEL COUNT PROGRAM "
@@ -168,7 +191,8 @@ static void help(void) {
                "is the reference of the ratios. --scale multiplies every COUNT (at least 1 remains);\n"
                "--csv writes every invocation's wall time; --open NAME also times, inside this\n"
                "process, a connection, an Add request and wg_open() of NAME (wgd at $WGD_SOCKET).\n"
-               "bench-wgctl --as-wgctl open|request NAME DELTA does one add and exits.\n");
+               "bench-wgctl --as-wgctl open|request NAME DELTA does one add and exits;\n"
+               "bench-wgctl --as-run PROGRAM [ARG...] forks, execs PROGRAM, waits, and exits as it did.\n");
 }
 
 static double tv_ms(const struct timeval *tv) {
@@ -308,6 +332,8 @@ int main(int argc, char **argv) {
         bench_init(NULL);
         if (argc == 5 && strcmp(argv[1], "--as-wgctl") == 0)
                 return as_wgctl(argv[2], argv[3], argv[4]);
+        if (argc >= 3 && strcmp(argv[1], "--as-run") == 0)
+                return as_run(argv + 2);
         /* "+": stop at the first non-option, so that the commands' own options stay theirs. */
         while ((opt = getopt_long(argc, argv, "+h", options, NULL)) >= 0)
                 switch (opt) {

@@ -135,6 +135,7 @@ cmds=(
     :: noop-libc 400 "$noop_libc"
     :: "wgctl --version" 400 "$wgctl" --version
     :: "wgctl run -- true" 100 "$wgctl" run bench -- true
+    :: "stand-in, fork-exec-wait true" 100 "$bin" --as-run true
     :: "stand-in, Open" 400 "$bin" --as-wgctl open bench 1
     :: "stand-in, Add request" 400 "$bin" --as-wgctl request bench -1
 )

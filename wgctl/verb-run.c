@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,48 +69,49 @@ static int parse_command(int argc, char **argv, const char *verb_name, const cha
 }
 
 /*
- * Fork and exec @cmd with the signal state it would have from a shell. An exec failure comes
- * back through a close-on-exec pipe: nothing read means the exec happened.
+ * Start @cmd with the signal state it would have from a shell (the signals we forward back to
+ * their defaults, none blocked), with @null_stdin as its standard input if it is >= 0.
+ * posix_spawnp(), that is clone(CLONE_VM | CLONE_VFORK) then exec: nothing of ours is copied
+ * for a child that only execs, and an exec that fails comes back as its errno, with no child.
+ *
+ * Returns 0 with *ret_pid, or the exit code of a command that could not start (127 not found,
+ * 126 otherwise, as a shell's) with *ret_errno saying why.
  */
-static int start_command(char **cmd, int null_stdin, pid_t *ret_pid, int *ret_exec_errno) {
-        int p[2], e = 0;
-        sigset_t empty;
-        ssize_t n;
-        pid_t pid;
+static int start_command(char **cmd, int null_stdin, pid_t *ret_pid, int *ret_errno) {
+        posix_spawn_file_actions_t actions, *a = NULL;
+        posix_spawnattr_t attr;
+        sigset_t defaults, none;
+        int e;
 
-        if (pipe2(p, O_CLOEXEC) < 0)
-                return negative_errno();
+        sigemptyset(&defaults);
+        for (size_t i = 0; i < ELEMENTSOF(forwarded); i++)
+                sigaddset(&defaults, forwarded[i]);
+        sigemptyset(&none);
 
-        pid = fork();
-        if (pid < 0) {
-                e = negative_errno();
-                safe_close(p[0]);
-                safe_close(p[1]);
-                return e;
+        e = posix_spawnattr_init(&attr);
+        if (e == 0)
+                e = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+        if (e == 0)
+                e = posix_spawnattr_setsigdefault(&attr, &defaults);
+        if (e == 0)
+                e = posix_spawnattr_setsigmask(&attr, &none);
+        if (e == 0 && null_stdin >= 0) {
+                e = posix_spawn_file_actions_init(&actions);
+                if (e == 0) {
+                        a = &actions;
+                        e = posix_spawn_file_actions_adddup2(a, null_stdin, STDIN_FILENO);
+                }
         }
-        if (pid == 0) {
-                safe_close(p[0]);
-                for (size_t i = 0; i < ELEMENTSOF(forwarded); i++)
-                        signal(forwarded[i], SIG_DFL);
-                sigemptyset(&empty);
-                sigprocmask(SIG_SETMASK, &empty, NULL);
-                if (null_stdin >= 0 && dup2(null_stdin, STDIN_FILENO) < 0)
-                        _exit(EXIT_CANNOT_EXECUTE);
-                execvp(cmd[0], cmd);
-                e = errno;
-                (void) write(p[1], &e, sizeof(e));
-                _exit(e == ENOENT ? EXIT_NOT_FOUND : EXIT_CANNOT_EXECUTE);
-        }
+        if (e == 0)
+                e = posix_spawnp(ret_pid, cmd[0], a, &attr, cmd, environ);
+        if (a)
+                posix_spawn_file_actions_destroy(a);
+        posix_spawnattr_destroy(&attr);
 
-        safe_close(p[1]);
-        do
-                n = read(p[0], &e, sizeof(e));
-        while (n < 0 && errno == EINTR);
-        safe_close(p[0]);
-
-        *ret_pid = pid;
-        *ret_exec_errno = n == sizeof(e) ? e : 0;
-        return 0;
+        *ret_errno = e;
+        if (e == 0)
+                return 0;
+        return e == ENOENT ? EXIT_NOT_FOUND : EXIT_CANNOT_EXECUTE;
 }
 
 static int reap_command(pid_t pid) {
@@ -188,17 +190,14 @@ int verb_run(int argc, char **argv) {
         for (size_t i = 0; i < ELEMENTSOF(forwarded); i++)
                 sigaction(forwarded[i], &sa, NULL);
 
-        r = start_command(cmd, -EBADF, &pid, &exec_errno);
-        if (r < 0) {
-                (void) leave(g, name, EXIT_CANNOT_EXECUTE, true);
-                return failure(r, "cannot start %s: %s", cmd[0], strerror(-r));
-        }
-        child_pid = pid;
-        if (exec_errno != 0)
+        status = start_command(cmd, -EBADF, &pid, &exec_errno);
+        if (status != 0)
                 notice("%s: %s", cmd[0], exec_errno == ENOENT ? "command not found" : strerror(exec_errno));
-
-        status = reap_command(pid);
-        child_pid = 0;
+        else {
+                child_pid = pid;
+                status = reap_command(pid);
+                child_pid = 0;
+        }
 
         r = leave(g, name, status, true);
         return r < 0 ? EXIT_FAILED : status;
@@ -248,17 +247,14 @@ int verb_spawn(int argc, char **argv) {
                 r = daemon_join(name, description, &g);
                 if (r < 0)
                         result[0] = join_failure(name, r);
-                else {
+                else
                         r = start_command(cmd, null, &pid, &result[1]);
-                        if (r < 0)
-                                result[1] = -r;
-                }
                 (void) write(report[1], result, sizeof(result));
                 safe_close(report[1]);
                 if (result[0] != 0)
                         _exit(EXIT_FAILED);
 
-                (void) leave(g, name, r < 0 ? EXIT_CANNOT_EXECUTE : reap_command(pid), true);
+                (void) leave(g, name, r != 0 ? r : reap_command(pid), true);
                 _exit(0);
         }
 

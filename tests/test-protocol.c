@@ -1158,6 +1158,58 @@ static void test_pipelined(void **state) {
         close(c);
 }
 
+/*
+ * A client that shuts down its writing side after its last request still gets every answer to
+ * what it sent before (libwg does this for its one-request connections); a Wait among them ends
+ * with the end of file, unanswered, and the connection is closed after the answers.
+ */
+static void test_half_close(void **state) {
+        Harness *h = *state;
+        uint8_t buf[WG_RECORD_MAX];
+        Wg__V1__Response *r;
+        ssize_t n;
+        int c;
+
+        harness_start(h, quiet);
+        c = pc_connect(h->socket_path);
+        pc_expect(pc_create(c, "half", 0, 1), 0);
+
+        for (uint64_t id = 10; id < 13; id++) {
+                Wg__V1__Request req = WG__V1__REQUEST__INIT;
+                Wg__V1__Stat stat = WG__V1__STAT__INIT;
+
+                stat.name = (char *) "half";
+                req.has_version = req.has_id = true;
+                req.version = 1;
+                req.id = id;
+                req.op_case = WG__V1__REQUEST__OP_STAT;
+                req.stat = &stat;
+                pc_send(c, &req);
+        }
+        pc_wait_send(c, 13, "half", UINT64_MAX); /* count 1: would wait for ever */
+        assert_int_equal(shutdown(c, SHUT_WR), 0);
+
+        for (uint64_t id = 10; id < 13; id++) {
+                r = pc_recv(c, NULL);
+                assert_int_equal(r->id, id);
+                assert_int_equal(r->result_case, WG__V1__RESPONSE__RESULT_GROUP);
+                assert_int_equal(r->group->count, 1);
+                pc_free(r);
+        }
+        /* Then the end of file: no answer to the Wait. */
+        n = seqpacket_recv(c, buf, sizeof(buf), NULL, 0);
+        assert_int_equal(n, 0);
+        close(c);
+
+        /* The group is as it was, and wgd serves on. */
+        c = pc_connect(h->socket_path);
+        r = pc_stat(c, "half");
+        assert_int_equal(r->group->count, 1);
+        assert_int_equal(r->group->waiters, 0);
+        pc_free(r);
+        close(c);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_bad_records, harness_setup, harness_teardown),
@@ -1165,6 +1217,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_invalid, harness_setup, harness_teardown),
                 cmocka_unit_test_setup_teardown(test_any_encoding, harness_setup, harness_teardown),
                 cmocka_unit_test_setup_teardown(test_pipelined, harness_setup, harness_teardown),
+                cmocka_unit_test_setup_teardown(test_half_close, harness_setup, harness_teardown),
                 cmocka_unit_test_setup_teardown(test_names, harness_setup, harness_teardown),
                 cmocka_unit_test_setup_teardown(test_counter_bounds, harness_setup, harness_teardown),
                 cmocka_unit_test_setup_teardown(test_waits, harness_setup, harness_teardown),

@@ -312,8 +312,11 @@ static void handle_record(Client *c, const SeqpacketRecord *rec) {
                 /* Requests never carry fds (all closed now): the owner says so, by id. */
                 c->handlers->record(c, rec->buf, rec->len, -EBADMSG);
         else if (rec->len == 0)
-                /* End of file (an empty record reads the same): nothing to shut down, it is closed. */
-                c->dead = true;
+                /*
+                 * End of file (an empty record reads the same): the client sent its last request,
+                 * and may still read. Its answers go out with the batch's, then it is closed.
+                 */
+                c->hung_up = true;
         else
                 c->handlers->record(c, rec->buf, rec->len, 0);
 }
@@ -323,7 +326,7 @@ static void on_readable(Client *c) {
         unsigned handled = 0;
 
         stage.client = c;
-        while (handled < BATCH_MAX && !c->dead) {
+        while (handled < BATCH_MAX && !c->dead && !c->hung_up) {
                 int n;
 
                 for (size_t i = 0; i < RECV_MAX; i++)
@@ -335,7 +338,7 @@ static void on_readable(Client *c) {
                         client_kill(c); /* the connection broke */
                         break;
                 }
-                for (int i = 0; i < n && !c->dead; i++)
+                for (int i = 0; i < n && !c->dead && !c->hung_up; i++)
                         handle_record(c, &in[i]);
                 handled += (unsigned) n;
                 if (n < RECV_MAX)
@@ -360,7 +363,9 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         }
         if (!c->dead && (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)))
                 on_readable(c);
-        if (c->dead)
+        if (c->hung_up && !c->dead && c->out_head)
+                (void) out_flush(c); /* what the socket takes now; the rest goes with the client */
+        if (c->dead || c->hung_up)
                 c->handlers->closed(c);
         return 0;
 }

@@ -52,7 +52,8 @@ struct Client {
 
         Outgoing *out_head, *out_tail;
         unsigned n_out;
-        bool dead; /* failed or misbehaved: shut down, closed at its next event */
+        bool dead;    /* failed or misbehaved: shut down, closed at its next event */
+        bool hung_up; /* end of file: answered as far as the socket takes it, then closed */
 
         LIST_FIELDS(Client, clients); /* the owner's list */
 };

@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -59,16 +60,10 @@ int wg__connect(void) {
         return TAKE_FD(fd);
 }
 
-int wg__request(int sock, Wg__V1__Request *req, Wg__V1__Response **ret, int *ret_fd) {
-        _cleanup_(wg__response_freep) Wg__V1__Response *resp = NULL;
-        _cleanup_close_ int fd = -EBADF;
-        _cleanup_free_ uint8_t *buf = NULL;
+/* Fill in @req's version and id, and pack it into a buffer that will also take the answer. */
+static int request_pack(Wg__V1__Request *req, uint8_t **ret_buf, size_t *ret_len) {
+        uint8_t *buf;
         size_t len;
-        ssize_t n;
-
-        assert(sock >= 0);
-        assert(req);
-        assert(ret);
 
         req->has_version = true;
         req->version = 1;
@@ -82,10 +77,35 @@ int wg__request(int sock, Wg__V1__Request *req, Wg__V1__Response **ret, int *ret
         if (!buf)
                 return -ENOMEM;
         wg__v1__request__pack(req, buf);
+        *ret_buf = buf;
+        *ret_len = len;
+        return 0;
+}
+
+/*
+ * Send the packed @req (@len bytes at @buf) on @sock and receive its answer into @buf. With
+ * @last, the writing side is shut down once the request is out: see wg__call_full().
+ */
+static int request_exchange(
+        int sock,
+        const Wg__V1__Request *req,
+        uint8_t *buf,
+        size_t len,
+        bool last,
+        Wg__V1__Response **ret,
+        int *ret_fd) {
+        _cleanup_(wg__response_freep) Wg__V1__Response *resp = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        ssize_t n;
+
+        assert(sock >= 0);
+        assert(ret);
 
         n = seqpacket_send(sock, buf, len, -EBADF, 0);
         if (n < 0)
                 return n == -EAGAIN ? -ETIMEDOUT : (int) n;
+        if (last)
+                (void) shutdown(sock, SHUT_WR);
 
         n = seqpacket_recv(sock, buf, WG_RECORD_MAX, ret_fd ? &fd : NULL, 0);
         if (n == -EAGAIN)
@@ -115,13 +135,55 @@ int wg__request(int sock, Wg__V1__Request *req, Wg__V1__Response **ret, int *ret
         return 0;
 }
 
-int wg__call_full(Wg__V1__Request *req, Wg__V1__Response **ret, int *ret_fd) {
-        _cleanup_close_ int sock = -EBADF;
+/*
+ * A connection for one request says so: its writing side is shut down right after the request,
+ * so that wgd reads the request and the end of file together, answers, and is done with the
+ * connection in one wakeup rather than waking again for our close. Not for a Wait: the end of
+ * file ends the connection's Waits, unanswered.
+ */
+static bool last_request(const Wg__V1__Request *req) {
+        return req->op_case != WG__V1__REQUEST__OP_WAIT;
+}
 
+/*
+ * Connect and make one request, packed before the connect: wgd wakes for the connection, and
+ * the sooner the request (and the end of file) follow it, the likelier it finds them at once.
+ * On success *ret_sock (if not NULL) is the connection, for what outlives the request.
+ */
+static int connect_request(Wg__V1__Request *req, Wg__V1__Response **ret, int *ret_fd, int *ret_sock) {
+        _cleanup_free_ uint8_t *buf = NULL;
+        _cleanup_close_ int sock = -EBADF;
+        size_t len;
+        int r;
+
+        r = request_pack(req, &buf, &len);
+        if (r < 0)
+                return r;
         sock = wg__connect();
         if (sock < 0)
                 return sock;
-        return wg__request(sock, req, ret, ret_fd);
+        r = request_exchange(sock, req, buf, len, !ret_sock && last_request(req), ret, ret_fd);
+        if (r < 0)
+                return r;
+        if (ret_sock)
+                *ret_sock = TAKE_FD(sock);
+        return 0;
+}
+
+int wg__request(int sock, Wg__V1__Request *req, Wg__V1__Response **ret, int *ret_fd) {
+        _cleanup_free_ uint8_t *buf = NULL;
+        size_t len;
+        int r;
+
+        assert(req);
+        r = request_pack(req, &buf, &len);
+        if (r < 0)
+                return r;
+        return request_exchange(sock, req, buf, len, /* last= */ false, ret, ret_fd);
+}
+
+int wg__call_full(Wg__V1__Request *req, Wg__V1__Response **ret, int *ret_fd) {
+        return connect_request(req, ret, ret_fd, NULL);
 }
 
 int wg__call_keep(Wg__V1__Request *req, Wg__V1__Response **ret, int *ret_fd, int *ret_sock) {
@@ -129,10 +191,7 @@ int wg__call_keep(Wg__V1__Request *req, Wg__V1__Response **ret, int *ret_fd, int
         _cleanup_close_ int sock = -EBADF, fd = -EBADF;
         int r;
 
-        sock = wg__connect();
-        if (sock < 0)
-                return sock;
-        r = wg__request(sock, req, &resp, &fd);
+        r = connect_request(req, &resp, &fd, ret_sock ? &sock : NULL);
         if (r < 0)
                 return r;
         if (resp->result_case == WG__V1__RESPONSE__RESULT_ERROR)

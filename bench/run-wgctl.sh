@@ -12,6 +12,9 @@
 #   BUILD_DIR   the meson build directory to use; set up (release, no tests) if it is not one
 #               yet. Default: build-bench/ at the top of the source tree.
 #
+# WGD_WRAP, if set, is a command that wgd is started under, for experiments: WGD_WRAP="chrt -b 0"
+# runs it as SCHED_BATCH.
+#
 # Needs redis-server and redis-cli (Debian: redis-server, redis-tools) and sem (parallel) for
 # the comparisons, and measures without them, with a message, if they are missing; strace and
 # perf, if present, for the analysis. A report, not a test: it exits 0 whether the target is
@@ -26,7 +29,7 @@ for arg in "$@"; do
     case "$arg" in
         --quick) quick=--quick ;;
         -h | --help)
-            sed -n '9,13s/^# \{0,1\}//p' "$0"
+            sed -n '9,16s/^# \{0,1\}//p' "$0"
             exit 0
             ;;
         -*)
@@ -98,7 +101,7 @@ done
 
 # wgd of this build on a socket of our own, never one started on demand by wgctl.
 export WGD_SOCKET=$tmp/wgd.sock WGCTL_NO_AUTOSTART=1
-"$wgd" --socket="$WGD_SOCKET" --idle-timeout=0 --log-level=warning &
+${WGD_WRAP:-} "$wgd" --socket="$WGD_SOCKET" --idle-timeout=0 --log-level=warning &
 wgd_pid=$!
 # Far from zero, so that add and done, whatever their order, never take it below: a failing
 # done would be timed for its error path.

@@ -39,6 +39,7 @@ packages=(
     jq
     procps
     python3
+    python3-pytest
     spin
 )
 

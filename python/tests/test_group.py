@@ -304,24 +304,55 @@ def _reap(pid: int) -> int:
 
 def test_fork_child_uses_the_inherited_group(g: wg.Group) -> None:
     g.add(2)
-    # Fork while this thread holds the module's lock, as another thread might at any fork():
-    # the child must not inherit it held.
-    wg._lock.acquire()
-    try:
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover (the child)
-            try:
-                g.done()
-                g.done()
-                g.close()
-                os._exit(0)
-            except BaseException:
-                os._exit(1)
-    finally:
-        wg._lock.release()
-    assert g.wait(timeout=PATIENCE).ok
+    # A thread of the parent sleeps in a wait, with a reference of its own, across the fork.
+    result: list[wg.Outcome] = []
+    waiter = threading.Thread(target=lambda: result.append(g.wait(timeout=PATIENCE)))
+    waiter.start()
+    until(lambda: sleeping_on_segment(waiter.native_id), "the waiter to sleep")
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover (the child)
+        try:
+            g.done()
+            g.done()
+            g.close()
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
     assert _reap(pid) == 0
+    waiter.join(PATIENCE)
+    assert result == [wg.Outcome(0, 0, 0, 0)]
     assert (g.count, g.generation) == (0, 1)
+
+
+def test_close_races_with_use_in_other_threads() -> None:
+    """close() while other threads add, done and read: ValueError for them, never a crash."""
+    for _ in range(50):
+        g = wg.Group.new()
+        g.add(1)
+        closed = threading.Barrier(4)
+        failures: list[BaseException] = []
+
+        def hammer() -> None:
+            closed.wait()
+            try:
+                while True:
+                    g.add(1)
+                    g.done()
+                    g.count
+                    g.fileno()
+            except ValueError:
+                pass
+            except BaseException as e:
+                failures.append(e)
+
+        threads = [threading.Thread(target=hammer) for _ in range(3)]
+        for t in threads:
+            t.start()
+        closed.wait()
+        g.close()
+        for t in threads:
+            t.join(PATIENCE)
+        assert failures == []
 
 
 def test_signal_handler_runs_and_the_wait_goes_on(g: wg.Group) -> None:

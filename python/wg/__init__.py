@@ -48,8 +48,10 @@ Signals (PEP 475)
 
 Threads
     A :class:`Group` may be used from several threads at once, like libwg's handle; ``close()``
-    in one thread while another waits is safe (the waiter keeps the mapping until it returns).
-    Calls into libwg release the GIL.
+    in one thread while others use it is safe (a waiter keeps the mapping until it returns; any
+    other use after the close raises :class:`ValueError`). ``wait`` and the requests to wgd
+    release the GIL while they block; ``add``, ``done`` and the getters, which never block,
+    keep it. The binding needs a Python with a GIL (free-threaded builds: ``PYTHON_GIL=1``).
 
 fork()
     A child made by ``os.fork()`` (or multiprocessing's fork start method) inherits every open
@@ -64,16 +66,17 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import dataclasses
 import errno
 import math
 import numbers
 import os
 import re
+import sys
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
-from typing import NoReturn, Protocol, TypeVar, cast
+from typing import NamedTuple, NoReturn, Protocol, TypeVar, cast
 
 from . import _lib
 
@@ -102,20 +105,25 @@ _ASYNC_SLICE_USEC = 100_000
 # The rule of wg.h for names, checked here to say what is wrong with a ValueError.
 _NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")
 
-# Guards every handle against close() in another thread: an operation holds it while it reads
-# the handle and calls libwg (or, for wait, takes a reference of its own), close() while it
-# drops the handle. Never held across a blocking call. One lock for all groups: its critical
-# sections are a single non-blocking libwg call, and one lock is simple to renew after fork().
-_lock = threading.Lock()
-
-
-def _renew_lock_after_fork() -> None:
-    # A thread of the parent may have held the lock at the fork; it does not exist here.
-    global _lock
-    _lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_renew_lock_after_fork)
+# How close() in one thread is kept from freeing a handle that another thread is using, without
+# a lock (a threading.Lock would cost an add + done pair half again as much):
+#
+#  - A Group holds its handle in one slot, _h, which close() empties with one swap before it
+#    calls wg_unref(). A use of the handle reads _h in the very expression that calls libwg,
+#    after every other argument is computed (no call comes between the read and the call), and
+#    the function is one that keeps holding the GIL (_lib's PyDLL functions, which never
+#    block). CPython lets another thread run only between bytecodes that can hand the GIL over
+#    (a call's end, a backward jump, a function's start), and none comes between the read and
+#    the end of the libwg call: so close() runs wholly before (the call gets NULL, which libwg
+#    refuses with -EINVAL, and that is reported as use after close) or wholly after.
+#  - A call that blocks (wait, leave) first takes a reference of its own that way (wg_ref()),
+#    then calls with the GIL released, and drops it after: close() then drops only the Group's.
+#
+# A build of Python without the GIL would need a lock instead: this module refuses to load there.
+if not getattr(sys, "_is_gil_enabled", lambda: True)():
+    raise ImportError(
+        "wg: this Python runs without the GIL, which the binding relies on; run it with PYTHON_GIL=1"
+    )
 
 
 class _HasFileno(Protocol):
@@ -125,8 +133,7 @@ class _HasFileno(Protocol):
 _G = TypeVar("_G", bound="Group")
 
 
-@dataclasses.dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     """How the members of one completed generation ended (wg_get_outcome()).
 
     ``succeeded`` members left with status 0, ``failed`` left with another status, and
@@ -197,20 +204,27 @@ def _usec_until(deadline: float | None) -> int:
     return max(0, math.ceil((deadline - time.monotonic()) * 1e6))
 
 
-def _get(getter: object, h: object) -> int:
+def _get(getter: Callable[[int | None, int], int], h: int) -> int:
+    """A getter's value, on a handle that the caller holds a reference of its own to."""
     value = ctypes.c_uint64()
-    r = getter(h, ctypes.byref(value))  # type: ignore[operator]
+    r = getter(h, ctypes.addressof(value))
     if r < 0:
         raise _error(-r)
     return value.value
 
 
-def _outcome(h: object, generation: int, failures: int) -> Outcome:
+# wg_get_outcome()'s three counts.
+_Counts = ctypes.c_uint64 * 3
+
+
+def _outcome(h: int, generation: int, failures: int) -> Outcome:
     """The outcome of @generation, which has ended; @failures is what wg_wait() counted."""
-    s, f, a = ctypes.c_uint64(), ctypes.c_uint64(), ctypes.c_uint64()
-    r = _lib.wg_get_outcome(h, generation, ctypes.byref(s), ctypes.byref(f), ctypes.byref(a))
+    # One array for the three counts: every ctypes object made costs as much as a call.
+    counts = _Counts()
+    at = ctypes.addressof(counts)
+    r = _wg_get_outcome(h, generation, at, at + 8, at + 16)
     if r == 0:
-        return Outcome(generation, s.value, f.value, a.value)
+        return Outcome(generation, counts[0], counts[1], counts[2])
     if r == -errno.ENODATA:
         # No member ended in it, or four more generations ended since and its record is
         # gone: then the failures wg_wait() counted are all that is left, kind unknown.
@@ -218,16 +232,24 @@ def _outcome(h: object, generation: int, failures: int) -> Outcome:
     raise _error(-r)
 
 
-def _begin(h: object) -> tuple[int, bool]:
+def _begin(h: int) -> tuple[int, bool]:
     """Which generation a wait is for: (generation, True) if it has ended already.
 
     The getters look at the state word one at a time, so the generation is read on both sides
     of the count: if it did not move, the count belongs to it.
     """
-    before = _get(_lib.wg_get_generation, h)
-    count = _get(_lib.wg_get_count, h)
-    after = _get(_lib.wg_get_generation, h)
-    if after != before:
+    value = ctypes.c_uint64()
+    at = ctypes.addressof(value)
+    r = _wg_get_generation(h, at)
+    before = value.value
+    if not r:
+        r = _wg_get_count(h, at)
+        count = value.value
+    if not r:
+        r = _wg_get_generation(h, at)
+    if r:
+        raise _error(-r)
+    if value.value != before:
         # It ended while we looked: that is the generation this wait observed, and it is over.
         return before, True
     if count == 0:
@@ -236,13 +258,25 @@ def _begin(h: object) -> tuple[int, bool]:
     return before, False
 
 
+def _address(h: ctypes.c_void_p) -> int:
+    """The address in a handle that libwg wrote on success (never NULL then)."""
+    assert h.value is not None
+    return h.value
+
+
 def _closed(group: Group) -> ValueError:
     return ValueError(f"operation on a closed {type(group).__name__}")
 
 
-# add() and done() are the hot path: no attribute lookups in the module _lib for them.
+# The calls on a Group's own handle (see the top): bound here, so that nothing but loads comes
+# between reading the handle and the call; and add and done are the hot path.
 _wg_add = _lib.wg_add
 _wg_done = _lib.wg_done
+_wg_fd = _lib.wg_fd
+_wg_ref = _lib.wg_ref
+_wg_get_count = _lib.wg_get_count
+_wg_get_generation = _lib.wg_get_generation
+_wg_get_outcome = _lib.wg_get_outcome
 
 
 class _Stopped(Exception):
@@ -250,7 +284,7 @@ class _Stopped(Exception):
 
 
 def _wait_generation(
-    h: object, gen: int, deadline: float | None, slice_usec: int | None, stop: threading.Event | None
+    h: int, gen: int, deadline: float | None, slice_usec: int | None, stop: threading.Event | None
 ) -> Outcome:
     """Sleep until generation @gen ends, or @deadline; the core of wait() and wait_async().
 
@@ -294,13 +328,14 @@ class Group:
 
     __slots__ = ("_h", "__weakref__")
 
-    _h: object | None
+    # The handle's address; None once closed. Read only as the top of the module says.
+    _h: int | None
 
     def __init__(self) -> None:
         raise TypeError("use wg.Group.new(), wg.Group.from_fd(), wg.open() or wg.join()")
 
     @classmethod
-    def _adopt(cls, h: object) -> Group:
+    def _adopt(cls, h: int) -> Group:
         self = cls.__new__(cls)
         self._h = h
         return self
@@ -317,7 +352,7 @@ class Group:
         r = _lib.wg_new(ctypes.byref(h))
         if r < 0:
             raise _error(-r)
-        return Group._adopt(h)
+        return Group._adopt(_address(h))
 
     @classmethod
     def from_fd(cls, fd: int | _HasFileno) -> Group:
@@ -342,18 +377,14 @@ class Group:
         r = _lib.wg_from_fd(fd, ctypes.byref(h))
         if r < 0:
             raise _error(-r)
-        return Group._adopt(h)
+        return Group._adopt(_address(h))
 
-    def _handle(self) -> object:
-        h = self._h
+    def _ref(self) -> int:
+        """A reference of the caller's own on the handle, for a call that blocks: wg_unref() it."""
+        h: int | None = _wg_ref(self._h)
         if h is None:
             raise _closed(self)
         return h
-
-    def _ref(self) -> object:
-        """A reference of the caller's own on the handle, for a call that blocks: wg_unref() it."""
-        with _lock:
-            return _lib.wg_ref(self._handle())
 
     def close(self) -> None:
         """Release the handle (wg_unref()). Idempotent; never raises.
@@ -363,8 +394,7 @@ class Group:
         :class:`Member` that has not left abandons the membership: wgd does its done and
         counts it abandoned.
         """
-        with _lock:
-            h, self._h = self._h, None
+        h, self._h = self._h, None
         if h is not None:
             _lib.wg_unref(h)
 
@@ -374,7 +404,8 @@ class Group:
         return self._h is None
 
     def __enter__(self: _G) -> _G:
-        self._handle()
+        if self._h is None:
+            raise _closed(self)
         return self
 
     def __exit__(
@@ -386,10 +417,8 @@ class Group:
         self.close()
 
     def __del__(self) -> None:
-        # Without the lock: nobody else can be using a handle that is being finalized (every
-        # operation holds a reference to self), and the cyclic collector may run this in a
-        # thread that holds the lock already. At interpreter exit the module's globals may be
-        # gone: then the process exits anyway, and the kernel cleans up.
+        # At interpreter exit the module's globals may be gone: then the process exits anyway,
+        # and the kernel cleans up.
         try:
             h, self._h = self._h, None
             if h is not None:
@@ -408,9 +437,18 @@ class Group:
         if h is None:
             return f"<wg.{type(self).__name__} closed>"
         try:
-            return f"<wg.{type(self).__name__} fd={self.fileno()} count={self.count} generation={self.generation}>"
+            return (
+                f"<wg.{type(self).__name__} fd={self.fileno()} count={self.count} "
+                f"generation={self.generation}>"
+            )
         except (OSError, ValueError) as e:
             return f"<wg.{type(self).__name__} {e}>"
+
+    def _error(self, r: int) -> Exception:
+        """The exception of a failed call on the Group's own handle: EINVAL means it was NULL."""
+        if r == -errno.EINVAL and self._h is None:
+            return _closed(self)
+        return _error(-r)
 
     def fileno(self) -> int:
         """The segment's fd (wg_fd()), to hand to another process.
@@ -418,8 +456,10 @@ class Group:
         The fd belongs to the group and is closed by :meth:`close`; it is close-on-exec, so pass
         it with ``pass_fds`` (or a duplicate) to let an exec'd program inherit it.
         """
-        with _lock:
-            return int(_lib.wg_fd(self._handle()))
+        fd: int = _wg_fd(self._h)
+        if fd < 0:
+            raise _closed(self)  # wg_fd() fails for NULL only
+        return fd
 
     def add(self, delta: int) -> None:
         """Add *delta* to the counter (wg_add()); negative to mark work done, 0 only checks.
@@ -442,13 +482,9 @@ class Group:
             delta = COUNT_MAX + 1
         elif delta < -COUNT_MAX:
             delta = -COUNT_MAX - 1
-        with _lock:
-            h = self._h
-            if h is None:
-                raise _closed(self)
-            r = _wg_add(h, delta)
+        r = _wg_add(self._h, delta)
         if r:
-            raise _error(-r)
+            raise self._error(r)
 
     def done(self) -> None:
         """Mark one piece of work done: ``add(-1)`` (wg_done()).
@@ -456,13 +492,9 @@ class Group:
         Raises :class:`ValueError` if the group is closed, and :class:`OSError`: ERANGE if the
         counter is already zero, EIDRM, EOWNERDEAD, EUCLEAN as :meth:`add`.
         """
-        with _lock:
-            h = self._h
-            if h is None:
-                raise _closed(self)
-            r = _wg_done(h)
+        r = _wg_done(self._h)
         if r:
-            raise _error(-r)
+            raise self._error(r)
 
     @property
     def count(self) -> int:
@@ -470,8 +502,12 @@ class Group:
 
         Raises :class:`ValueError` if closed; :class:`OSError` EIDRM, EOWNERDEAD, EUCLEAN.
         """
-        with _lock:
-            return _get(_lib.wg_get_count, self._handle())
+        value = ctypes.c_uint64()
+        at = ctypes.addressof(value)
+        r = _wg_get_count(self._h, at)
+        if r:
+            raise self._error(r)
+        return value.value
 
     @property
     def generation(self) -> int:
@@ -479,8 +515,12 @@ class Group:
 
         Raises :class:`ValueError` if closed; :class:`OSError` EIDRM, EOWNERDEAD, EUCLEAN.
         """
-        with _lock:
-            return _get(_lib.wg_get_generation, self._handle())
+        value = ctypes.c_uint64()
+        at = ctypes.addressof(value)
+        r = _wg_get_generation(self._h, at)
+        if r:
+            raise self._error(r)
+        return value.value
 
     def outcome(self, generation: int) -> Outcome | None:
         """How the members of *generation* ended, or None if wgd has no record of it.
@@ -493,16 +533,15 @@ class Group:
         generation = _check_int("generation", generation)
         if not 0 <= generation <= _lib.GENERATION_MASK:
             raise ValueError(f"generation must be 0 to {_lib.GENERATION_MASK}, got {generation}")
-        s, f, a = ctypes.c_uint64(), ctypes.c_uint64(), ctypes.c_uint64()
-        with _lock:
-            r = _lib.wg_get_outcome(
-                self._handle(), generation, ctypes.byref(s), ctypes.byref(f), ctypes.byref(a)
-            )
+        counts = _Counts()
+        at = ctypes.addressof(counts)
+        failed_at, abandoned_at = at + 8, at + 16
+        r = _wg_get_outcome(self._h, generation, at, failed_at, abandoned_at)
         if r == -errno.ENODATA:
             return None
-        if r < 0:
-            raise _error(-r)
-        return Outcome(generation, s.value, f.value, a.value)
+        if r:
+            raise self._error(r)
+        return Outcome(generation, counts[0], counts[1], counts[2])
 
     def wait(self, timeout: float | None = None) -> Outcome:
         """Wait until the counter is zero; return how the generation waited for ended.
@@ -622,7 +661,7 @@ class Member(Group):
     _left: bool
 
     @classmethod
-    def _adopt(cls, h: object) -> Member:
+    def _adopt(cls, h: int) -> Member:
         self = cls.__new__(cls)
         self._h = h
         self._pid = os.getpid()
@@ -721,7 +760,7 @@ def open(name: str, *, create: bool = False, exclusive: bool = False, mode: int 
     r = _lib.wg_open(raw, flags, ctypes.byref(h))
     if r < 0:
         raise _request_error(r, name)
-    return Group._adopt(h)
+    return Group._adopt(_address(h))
 
 
 def join(name: str) -> Member:
@@ -741,7 +780,7 @@ def join(name: str) -> Member:
     r = _lib.wg_join(raw, 0, ctypes.byref(h))
     if r < 0:
         raise _request_error(r, name)
-    return Member._adopt(h)
+    return Member._adopt(_address(h))
 
 
 def unlink(name: str) -> None:

@@ -360,7 +360,8 @@ def main() -> int:
     t_start = time.monotonic()
     two_cpus = len(os.sched_getaffinity(0)) >= 2
 
-    print(f"bench-python: {'quick' if args.quick else 'full'} run; every figure is the median of {c['runs']} runs")
+    kind = "quick" if args.quick else "full"
+    print(f"bench-python: {kind} run; every figure is the median of {c['runs']} runs")
     print(f"  python {sys.version.split()[0]} ({sys.executable}), libwg {_lib.lib._name}")
     print(f"  pairs: {c['pairs']} per run (protocol: {c['proto_pairs']}); ns per pair of operations")
     print(f"  ping-pong: {c['rounds']} round trips per run (after {c['warmup']}); one-way = round trip / 2")

@@ -29,4 +29,5 @@ def test_pool_reports_a_crashed_worker() -> None:
     r = run("--workers", "2", "--jobs", "6", "--fail-worker", "1")
     assert r.returncode == 1
     # Worker 1 did its first 1 of 3 jobs; worker 0 may or may not have done its own yet.
-    assert re.search(r"worker 1 exited with status 3 before its last done \(([2-5]) of 6", r.stderr), r.stderr
+    said = r"worker 1 exited with status 3 before its last done \(([2-5]) of 6"
+    assert re.search(said, r.stderr), r.stderr

@@ -13,10 +13,14 @@
 #   tools/bootstrap.sh stress  install what is missing, build, run the long stress test:
 #                              10^7 generations across processes (WG_STRESS_GENERATIONS to
 #                              change it; minutes; see docs/stress.md)
+#   tools/bootstrap.sh deb     install what is missing (debhelper, lintian too), build the
+#                              Debian packages (debian/) into build-deb/, run lintian on them
+#                              (failing on errors) and check what they hold (tests/deb/check.sh)
 #   tools/bootstrap.sh deps    only install what is missing
 #
 # Packages come from apt-get (as root, or through sudo). Build directories: build/ and
-# build-asan/ at the top of the tree; both are reused when they exist.
+# build-asan/ at the top of the tree; both are reused when they exist. build-deb/ is made anew
+# each time.
 set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -50,8 +54,18 @@ bench_packages=(
     parallel
 )
 
+# What only the Debian packages need: the packaging tools. Their Build-Depends (debian/control)
+# are in the list above.
+deb_packages=(
+    build-essential
+    debhelper
+    dh-python
+    dpkg-dev
+    lintian
+)
+
 usage() {
-    echo "usage: $0 demo|test|bench|stress|deps" >&2
+    echo "usage: $0 demo|test|bench|stress|deb|deps" >&2
     exit 2
 }
 
@@ -104,6 +118,27 @@ run_tests() {
     fi
 }
 
+# Build the Debian packages into build-deb/. dpkg-buildpackage builds in the tree it runs in and
+# writes the packages into that tree's parent: it runs in a copy, build-deb/src, of what git
+# tracks or would track here (uncommitted changes included, ignored files such as build/ not), so
+# that the packages land in build-deb/ and nothing lands in the tree.
+build_debs() {
+    rm -rf build-deb
+    mkdir -p build-deb/src
+    local f
+    git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' f; do
+        # A tracked file deleted in the work tree is not copied.
+        if [ -e "$f" ] || [ -L "$f" ]; then printf '%s\0' "$f"; fi
+    done | tar -c --null -T - | tar -x -C build-deb/src
+    (cd build-deb/src && dpkg-buildpackage -us -uc -b -Jauto)
+    echo
+    echo "=== lintian"
+    lintian --fail-on error --display-info build-deb/*.changes
+    echo
+    echo "=== package contents"
+    tests/deb/check.sh build-deb
+}
+
 [ $# -eq 1 ] || usage
 case "$1" in
 deps)
@@ -134,6 +169,10 @@ bench)
         echo "=== $b"
         "$b"
     done
+    ;;
+deb)
+    install_deps "${deb_packages[@]}"
+    build_debs
     ;;
 stress)
     install_deps

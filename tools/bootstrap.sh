@@ -6,7 +6,8 @@
 #   tools/bootstrap.sh demo    install what is missing, build, run the main job (a shell
 #                              pipeline coordinated by wgctl: examples/pipeline.sh)
 #   tools/bootstrap.sh test    install what is missing, build, run every test: the plain build,
-#                              the same tests under valgrind, and an ASan+UBSan build
+#                              the same tests under valgrind, and an ASan+UBSan build; then
+#                              what deb does (below), counted as one more test
 #   tools/bootstrap.sh bench   install what is missing (Redis, GNU parallel too), build,
 #                              run every benchmark of bench/ (a few minutes; see
 #                              docs/benchmarks.md)
@@ -158,6 +159,16 @@ test)
     run_tests "tests under valgrind" -C build --setup valgrind
     build build-asan -Db_sanitize=address,undefined
     run_tests "tests with AddressSanitizer and UndefinedBehaviorSanitizer" -C build-asan
+    echo
+    echo "=== Debian packages"
+    # A process of its own, which set -e still stops at the first failure (it would not stop a
+    # function called as a condition).
+    if "$top/tools/bootstrap.sh" deb; then
+        passed=$((passed + 1))
+    else
+        echo "Debian packages: FAILED"
+        failed=$((failed + 1))
+    fi
     echo
     echo "$passed passed, $failed failed, $skipped skipped"
     [ "$failed" -eq 0 ]

@@ -107,7 +107,15 @@ static int request_exchange(
         if (last)
                 (void) shutdown(sock, SHUT_WR);
 
-        n = seqpacket_recv(sock, buf, WG_RECORD_MAX, ret_fd ? &fd : NULL, 0);
+        /*
+         * The request is out and wgd acts on it whatever we do now: a signal must not leave its
+         * answer on the connection, for the next request to take as its own. So a handler that
+         * interrupts the wait for it (no SA_RESTART) is not our caller's EINTR; the wait goes on,
+         * with the socket's timeout afresh.
+         */
+        do
+                n = seqpacket_recv(sock, buf, WG_RECORD_MAX, ret_fd ? &fd : NULL, 0);
+        while (n == -EINTR);
         if (n == -EAGAIN)
                 return -ETIMEDOUT;
         if (n < 0)

@@ -88,6 +88,9 @@ int wg_from_fd(int fd, wg **ret);
  *
  * Asks wgd (at $WGD_SOCKET, else $XDG_RUNTIME_DIR/wgd.sock, else /run/wgd.sock) for the group's
  * segment and attaches to it as wg_from_fd() does. From then on the handle works without wgd.
+ * Once the request is sent, a signal handler does not interrupt the wait for wgd's answer (wgd
+ * acts on the request either way); before, while connecting, it does: -EINTR, and nothing was
+ * done. The same holds for wg_join(), wg_leave() and wg_unlink().
  *
  * Return: 0 on success; -EINVAL if @name is not a valid name, @flags has unknown bits, WG_EXCL
  * comes without WG_CREATE, or @ret is NULL; -ENOENT if there is no such group (and no WG_CREATE);

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -381,12 +383,77 @@ static void test_restored_member_of_another_uid(void **state) {
         assert_int_equal(kill(h->pid, 0), 0); /* and wgd is alive */
 }
 
+typedef struct Leaver {
+        wg *g;
+        pid_t tid;
+        int result;
+} Leaver;
+
+static int usr1_seen;
+
+static void on_usr1(int sig) {
+        __atomic_store_n(&usr1_seen, 1, __ATOMIC_SEQ_CST);
+}
+
+static void *leaver_main(void *userdata) {
+        Leaver *l = userdata;
+
+        __atomic_store_n(&l->tid, gettid(), __ATOMIC_SEQ_CST);
+        l->result = wg_leave(l->g, 0);
+        return NULL;
+}
+
+/*
+ * A signal that interrupts wg_leave() while it waits for wgd's answer: the Leave went out, so
+ * libwg reads its answer rather than return EINTR with the answer left on the connection.
+ */
+static void test_leave_interrupted(void **state) {
+        struct sigaction sa = { .sa_handler = on_usr1 }, old;
+        Harness *h = *state;
+        uint64_t succeeded, failed, abandoned;
+        Leaver l = {};
+        pthread_t t;
+        int c;
+
+        harness_start(h, quiet);
+        c = pc_connect(h->socket_path);
+        pc_expect(pc_create(c, "calm", 0, 0), 0);
+        close(c);
+        assert_int_equal(wg_join("calm", 0, &l.g), 0);
+
+        sigemptyset(&sa.sa_mask);
+        assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0); /* no SA_RESTART */
+        assert_int_equal(kill(h->pid, SIGSTOP), 0);         /* wgd answers nothing for now */
+        assert_int_equal(pthread_create(&t, NULL, leaver_main, &l), 0);
+        while (__atomic_load_n(&l.tid, __ATOMIC_SEQ_CST) == 0)
+                sleep_usec(1000);
+        wait_until_thread_syscall(l.tid, SYS_recvmsg);
+        assert_int_equal(pthread_kill(t, SIGUSR1), 0);
+        /* The handler has run, so the wait for the answer was interrupted before it came. */
+        for (unsigned i = 0; !__atomic_load_n(&usr1_seen, __ATOMIC_SEQ_CST); i++) {
+                assert_true(i < 20000);
+                sleep_usec(1000);
+        }
+        assert_int_equal(kill(h->pid, SIGCONT), 0);
+        assert_int_equal(pthread_join(t, NULL), 0);
+        assert_int_equal(sigaction(SIGUSR1, &old, NULL), 0);
+
+        assert_int_equal(l.result, 0);
+        assert_int_equal(wg_wait(l.g, 10 * 1000000), 0);
+        assert_int_equal(wg_get_outcome(l.g, 0, &succeeded, &failed, &abandoned), 0);
+        assert_int_equal(succeeded, 1);
+        assert_int_equal(failed + abandoned, 0);
+        wg_unref(l.g);
+}
+
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_killed_members, harness_setup, harness_teardown),
                 cmocka_unit_test_setup_teardown(test_restart_with_members, harness_setup, harness_teardown),
                 cmocka_unit_test_setup_teardown(test_break_policy, harness_setup, harness_teardown),
                 cmocka_unit_test_setup_teardown(test_join_rules, harness_setup, harness_teardown),
+                cmocka_unit_test_setup_teardown(test_leave_interrupted, harness_setup, harness_teardown),
                 cmocka_unit_test_setup_teardown(test_restored_member_of_another_uid, harness_setup, harness_teardown),
         };
 

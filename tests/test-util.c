@@ -159,10 +159,14 @@ void wait_until_futex_sleep(pid_t pid) {
 }
 
 void wait_until_thread_futex_sleep(pid_t tid) {
+        wait_until_thread_syscall(tid, SYS_futex);
+}
+
+void wait_until_thread_syscall(pid_t tid, long syscall_nr) {
         char path[64];
 
         snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int) tid);
-        wait_until_in(path, SYS_futex);
+        wait_until_in(path, syscall_nr);
 }
 
 static uint64_t *map_state(wg *g, void **ret_map) {

@@ -54,6 +54,9 @@ void wait_until_sent_all_read(int fd);
 /* Same for a thread of ours. */
 void wait_until_thread_futex_sleep(pid_t tid);
 
+/* Wait (bounded) until thread @tid of ours sleeps in system call @syscall_nr (SYS_...). */
+void wait_until_thread_syscall(pid_t tid, long syscall_nr);
+
 /* The raw 64-bit state word of @g's segment, read through our own mapping. */
 uint64_t raw_state(wg *g);
 

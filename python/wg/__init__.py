@@ -24,7 +24,7 @@ Errors
     turns into the matching subclass: :class:`TimeoutError` (ETIMEDOUT),
     :class:`FileNotFoundError` (ENOENT, no such group), :class:`FileExistsError` (EEXIST),
     :class:`PermissionError` (EACCES, EPERM), :class:`ConnectionRefusedError` (ECONNREFUSED:
-    wgd is not running), :class:`InterruptedError` (EINTR) ...; errors without a subclass of
+    wgd is not running) ...; errors without a subclass of
     their own are plain :class:`OSError` with ``errno`` set: ERANGE (a done below zero),
     EOVERFLOW (an add above :data:`COUNT_MAX`), EIDRM (the group was deleted), EOWNERDEAD (it is
     broken: a member died under the break policy), EUCLEAN (its state word is corrupt). For
@@ -42,9 +42,9 @@ Signals (PEP 475)
     goes on waiting for the same generation with what is left of its timeout, unless a handler
     raised (Ctrl-C raises :class:`KeyboardInterrupt` at once); it never raises
     :class:`InterruptedError`. The requests to wgd (:func:`open`, :func:`join`,
-    :meth:`Member.leave`, :func:`unlink`) are not retried: the request may have been carried
-    out before the signal came (a group created, a member joined), so after the handlers ran
-    they raise :class:`InterruptedError` and leave the decision to the caller.
+    :meth:`Member.leave`, :func:`unlink`) are interrupted only while libwg connects, before
+    anything was sent (once a request is out, libwg waits for its answer through signals): then
+    the handlers run and, unless one raised, the request is made again.
 
 Threads
     A :class:`Group` may be used from several threads at once, like libwg's handle; ``close()``
@@ -679,8 +679,8 @@ class Member(Group):
         :class:`ValueError` if closed; :class:`OSError`: ENOTCONN if it left already, or this
         process is not the one that joined (a child after fork()), or wgd does not know the
         membership; ENOENT if the group was deleted; ECONNREFUSED, ECONNRESET, ETIMEDOUT,
-        EPROTO ... if wgd cannot be reached; :class:`InterruptedError` if a signal came during
-        the request (it may have been carried out).
+        EPROTO ... if wgd cannot be reached. A signal's handlers run; the request is not
+        interrupted (see Signals above).
         """
         status = _check_int("status", status)
         if not _lib.INT_MIN <= status <= _lib.INT_MAX:
@@ -693,11 +693,9 @@ class Member(Group):
             )
         h = self._ref()
         try:
-            r = _lib.wg_leave(h, status)
+            r = _request(lambda: _lib.wg_leave(h, status))
         finally:
             _lib.wg_unref(h)
-        if r == -errno.EINTR:
-            _lib.check_signals()
         if r < 0:
             raise _error(-r)
         self._left = True
@@ -723,11 +721,21 @@ class Member(Group):
             self.close()
 
 
+def _request(call: Callable[[], int]) -> int:
+    """Make a request to wgd with @call, again after a signal that came before it went out.
+
+    libwg returns -EINTR only then (nothing was done), so PEP 475 applies: run the handlers,
+    which may raise, and retry.
+    """
+    while True:
+        r = call()
+        if r != -errno.EINTR:
+            return r
+        _lib.check_signals()
+
+
 def _request_error(r: int, name: str) -> OSError:
     """The exception of a request to wgd that failed with -@r."""
-    if r == -errno.EINTR:
-        # Not retried: the request may have been carried out. Handlers first, as PEP 475 does.
-        _lib.check_signals()
     return _error(-r, name)
 
 
@@ -745,7 +753,7 @@ def open(name: str, *, create: bool = False, exclusive: bool = False, mode: int 
     (*exclusive*), :class:`PermissionError` (its mode, or the socket's, does not let this
     process in), :class:`ConnectionRefusedError` (wgd is not running), :class:`OSError`:
     EDQUOT or ENOSPC (wgd's limits), EUSERS, ECONNRESET, ETIMEDOUT, EPROTO, or any error of
-    :meth:`Group.from_fd`; :class:`InterruptedError` if a signal came during the request.
+    :meth:`Group.from_fd`.
     """
     raw = _name_bytes(name)
     mode = _check_int("mode", mode)
@@ -757,7 +765,7 @@ def open(name: str, *, create: bool = False, exclusive: bool = False, mode: int 
     if create:
         flags = _lib.CREATE | mode | (_lib.EXCL if exclusive else 0)
     h = _lib.WgP()
-    r = _lib.wg_open(raw, flags, ctypes.byref(h))
+    r = _request(lambda: _lib.wg_open(raw, flags, ctypes.byref(h)))
     if r < 0:
         raise _request_error(r, name)
     return Group._adopt(_address(h))
@@ -773,11 +781,11 @@ def join(name: str) -> Member:
     Raises :class:`TypeError` or :class:`ValueError` for a bad name; :class:`FileNotFoundError`,
     :class:`PermissionError`, :class:`OSError`: EOWNERDEAD (the group is broken), EIDRM (being
     deleted), EOVERFLOW (its counter is at the maximum), EDQUOT, ESRCH, and the connection
-    errors of :func:`open`; :class:`InterruptedError` if a signal came during the request.
+    errors of :func:`open`.
     """
     raw = _name_bytes(name)
     h = _lib.WgP()
-    r = _lib.wg_join(raw, 0, ctypes.byref(h))
+    r = _request(lambda: _lib.wg_join(raw, 0, ctypes.byref(h)))
     if r < 0:
         raise _request_error(r, name)
     return Member._adopt(_address(h))
@@ -791,10 +799,9 @@ def unlink(name: str) -> None:
 
     Raises :class:`TypeError` or :class:`ValueError` for a bad name; :class:`FileNotFoundError`,
     :class:`PermissionError` (EACCES: may not even read it; EPERM: neither its owner nor root),
-    and the connection errors of :func:`open`; :class:`InterruptedError` if a signal came
-    during the request.
+    and the connection errors of :func:`open`.
     """
     raw = _name_bytes(name)
-    r = _lib.wg_unlink(raw)
+    r = _request(lambda: _lib.wg_unlink(raw))
     if r < 0:
         raise _request_error(r, name)

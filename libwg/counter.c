@@ -165,7 +165,12 @@ int wg__outcome(wg *g, uint64_t generation, struct wg_outcome *ret) {
         copy.failed = __atomic_load_n(&o->failed, __ATOMIC_ACQUIRE);
         copy.abandoned = __atomic_load_n(&o->abandoned, __ATOMIC_ACQUIRE);
         copy.generation = __atomic_load_n(&o->generation, __ATOMIC_ACQUIRE);
-        if (copy.generation != (uint32_t) generation)
+        /*
+         * A slot that counts nobody holds no outcome: wgd tags a slot only to count a member in
+         * it, and a fresh page's slots are zero, generation 0's tag included.
+         */
+        if (copy.generation != (uint32_t) generation ||
+            (uint64_t) copy.succeeded + copy.failed + copy.abandoned == 0)
                 return -ENODATA;
         *ret = copy;
         return 0;

@@ -36,7 +36,7 @@ int wg__add(wg *g, int64_t delta, uint64_t generation, uint64_t *ret_old);
 /* wgd: count one member's end in @generation's outcome slot, before its done. */
 void wg__outcome_count(wg *g, uint64_t generation, WgOutcomeKind kind);
 
-/* Read @generation's outcome slot; -ENODATA if it holds another generation. */
+/* Read @generation's outcome slot; -ENODATA if it holds another generation, or counts nobody. */
 int wg__outcome(wg *g, uint64_t generation, struct wg_outcome *ret);
 
 /* wgd's policy for abandoned members: break the group; every operation fails until a reset. */

@@ -284,7 +284,10 @@ static int spec_wait(const Segment *seg, uint64_t timeout_usec) {
         }
 }
 
-/* §6: generation @gen's outcome, as wgd wrote it; false if its slot holds another generation. */
+/*
+ * §6: generation @gen's outcome, as wgd wrote it; false if its slot holds another generation,
+ * or counts nobody.
+ */
 static bool spec_outcome(const Segment *seg, uint64_t gen, uint32_t ret[3]) {
         uint32_t *slot =
                 (uint32_t
@@ -292,7 +295,8 @@ static bool spec_outcome(const Segment *seg, uint64_t gen, uint32_t ret[3]) {
 
         for (unsigned i = 0; i < 3; i++)
                 ret[i] = __atomic_load_n(&slot[1 + i], __ATOMIC_ACQUIRE);
-        return __atomic_load_n(&slot[0], __ATOMIC_ACQUIRE) == (uint32_t) gen;
+        return __atomic_load_n(&slot[0], __ATOMIC_ACQUIRE) == (uint32_t) gen &&
+                (uint64_t) ret[0] + ret[1] + ret[2] > 0;
 }
 
 /* A thread that waits by §5, so that the test can watch it sleep. */

@@ -455,7 +455,6 @@ static void test_leave_interrupted(void **state) {
         wg_unref(l.g);
 }
 
-
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_killed_members, harness_setup, harness_teardown),

@@ -496,18 +496,21 @@ class Group:
         if r:
             raise self._error(r)
 
+    def _read(self, getter: Callable[[int | None, int], int]) -> int:
+        """A getter's value; the handle is read in the call's own expression (see Threads)."""
+        value = ctypes.c_uint64()
+        r = getter(self._h, ctypes.addressof(value))
+        if r:
+            raise self._error(r)
+        return value.value
+
     @property
     def count(self) -> int:
         """The counter now, 0 to :data:`COUNT_MAX` (wg_get_count()).
 
         Raises :class:`ValueError` if closed; :class:`OSError` EIDRM, EOWNERDEAD, EUCLEAN.
         """
-        value = ctypes.c_uint64()
-        at = ctypes.addressof(value)
-        r = _wg_get_count(self._h, at)
-        if r:
-            raise self._error(r)
-        return value.value
+        return self._read(_wg_get_count)
 
     @property
     def generation(self) -> int:
@@ -515,12 +518,7 @@ class Group:
 
         Raises :class:`ValueError` if closed; :class:`OSError` EIDRM, EOWNERDEAD, EUCLEAN.
         """
-        value = ctypes.c_uint64()
-        at = ctypes.addressof(value)
-        r = _wg_get_generation(self._h, at)
-        if r:
-            raise self._error(r)
-        return value.value
+        return self._read(_wg_get_generation)
 
     def outcome(self, generation: int) -> Outcome | None:
         """How the members of *generation* ended, or None if wgd has no record of it.

@@ -344,6 +344,10 @@ uint64_t wg__state(wg *g) {
         return state_load(g);
 }
 
+uint64_t *wg__state_word(wg *g) {
+        return g->state;
+}
+
 /* Set @bits and wake everybody, who will find them: for DELETED (final) and BROKEN. */
 static void mark(wg *g, uint64_t bits) {
         uint64_t s = __atomic_load_n(g->state, __ATOMIC_RELAXED);

@@ -76,3 +76,9 @@ int wg__wait_generation(wg *g, uint64_t gen, uint64_t deadline_usec);
 
 /* One acquire load of the state word (see segment.h for its fields). */
 uint64_t wg__state(wg *g);
+
+/*
+ * Where the state word is, for a watcher that sleeps on its futex halves (wgd's watcher) and
+ * compares them with what wg__watch_arm() registered. Nothing writes through it.
+ */
+uint64_t *wg__state_word(wg *g);

@@ -49,3 +49,6 @@ void account_unqueue(Account *a, size_t bytes);
 
 /* Free @a if nothing is charged to it any more (after each decrement). NULL-safe. */
 void account_release(Account *a);
+static inline void account_releasep(Account **a) {
+        account_release(*a);
+}

@@ -66,7 +66,7 @@ static bool error_is_temporary(int r) {
 /* Make a group and enter it in the table and its owner's account; @fd as group_new(). */
 static int group_add(Server *s, const GroupFields *f, int fd, Group **ret) {
         _cleanup_(group_freep) Group *g = NULL;
-        Account *a;
+        _cleanup_(account_releasep) Account *a = NULL;
         int r;
 
         assert(!server_find_group(s, f->name));
@@ -75,17 +75,13 @@ static int group_add(Server *s, const GroupFields *f, int fd, Group **ret) {
         if (!a)
                 return -ENOMEM;
         r = group_new(f, s->watcher, fd, &g);
-        if (r < 0) {
-                account_release(a);
+        if (r < 0)
                 return r;
-        }
-        if (!tsearch(g, &s->groups, compare_groups)) {
-                account_release(a);
+        if (!tsearch(g, &s->groups, compare_groups))
                 return -ENOMEM;
-        }
         s->n_groups++;
-        g->account = a;
         a->n_groups++;
+        g->account = TAKE_PTR(a);
 
         server_update_idle(s);
         *ret = TAKE_PTR(g);
@@ -273,7 +269,7 @@ Server *server_free(Server *s) {
 }
 
 int server_add_client(Server *s, int fd, Peer *peer, Client **ret) {
-        Account *a;
+        _cleanup_(account_releasep) Account *a = NULL;
         Client *c;
         int r;
 
@@ -281,12 +277,10 @@ int server_add_client(Server *s, int fd, Peer *peer, Client **ret) {
         if (!a)
                 return -ENOMEM;
         r = client_new(s->event, fd, peer, &s->client_handlers, s, &c);
-        if (r < 0) {
-                account_release(a);
+        if (r < 0)
                 return r;
-        }
-        c->account = a;
         a->n_connections++;
+        c->account = TAKE_PTR(a);
         LIST_PREPEND(clients, s->clients, c);
         s->n_clients++;
 

@@ -46,7 +46,7 @@ static int watch(Group *g, uint64_t generation) {
 }
 
 int wait_new(Client *c, Group *g, uint64_t id, uint64_t generation, uint64_t timeout_usec) {
-        Wait *w;
+        _cleanup_(wait_freep) Wait *w = NULL;
         int r;
 
         w = calloc(1, sizeof(*w));
@@ -65,17 +65,13 @@ int wait_new(Client *c, Group *g, uint64_t id, uint64_t generation, uint64_t tim
                         WAIT_ACCURACY_USEC,
                         on_timeout,
                         w);
-                if (r < 0) {
-                        free(w);
+                if (r < 0)
                         return r;
-                }
         }
         if (!g->watch) {
-                r = watch_new(g->watcher, g->handle->state, on_watch, g, &g->watch);
-                if (r < 0) {
-                        wait_free(w);
+                r = watch_new(g->watcher, wg__state_word(g->handle), on_watch, g, &g->watch);
+                if (r < 0)
                         return r;
-                }
                 g->watch_generation = UINT64_MAX; /* not armed yet */
         }
 
@@ -86,6 +82,7 @@ int wait_new(Client *c, Group *g, uint64_t id, uint64_t generation, uint64_t tim
         w->group = g;
         LIST_PREPEND(by_group, g->waits, w);
         g->n_waits++;
+        TAKE_PTR(w); /* its lists hold it now; waits_check() may complete it at once */
 
         /* Already watched in this generation (the common case): its report will come here too. */
         if (g->watch_generation != generation)

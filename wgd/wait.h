@@ -38,6 +38,9 @@ int wait_new(Client *c, Group *g, uint64_t id, uint64_t generation, uint64_t tim
 
 /* Free a Wait without an answer: unlinked from whatever it is linked to. Returns NULL. */
 Wait *wait_free(Wait *w);
+static inline void wait_freep(Wait **w) {
+        wait_free(*w);
+}
 
 /* Answer a Wait (0: its generation ended; else the error) and free it. */
 void wait_complete(Wait *w, int error);

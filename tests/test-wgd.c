@@ -888,6 +888,43 @@ static void test_socket_activation(void **state) {
         assert_int_equal(reap(pid), 0);
 }
 
+/*
+ * wgd's log escapes what others chose: here an fd name from "systemd" (the harness) with an
+ * escape sequence, an 8-bit CSI in UTF-8 (U+009B) and a byte that is not UTF-8 (sd-event's
+ * parser of LISTEN_FDNAMES takes a backslash for its own escapes, so none is tried here).
+ * Nothing of it may reach a terminal that shows the log: every byte of those, as \xNN.
+ */
+static void test_log_escapes(void **state) {
+        Harness *h = *state;
+        static const char name[] = "x\033[2J\302\233my\377";
+        HarnessOptions opts = {};
+        char path[400], log[4096];
+        ssize_t n;
+        int fd;
+
+        snprintf(path, sizeof(path), "%s/wgd.log", h->dir);
+        opts.stderr_path = path;
+        snprintf(h->store[0].name, sizeof(h->store[0].name), "%s", name);
+        h->store[0].fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        assert_true(h->store[0].fd >= 0);
+        h->n_store = 1;
+        harness_spawn(h, (const char *const[]) { "--idle-timeout=0", "--log-level=warning", NULL }, &opts);
+        assert_int_equal(harness_wait_ready(h, 10000, NULL), 0);
+
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        n = read(fd, log, sizeof(log) - 1);
+        close(fd);
+        assert_true(n > 0);
+        log[n] = 0;
+        if (!strstr(log, "x\\x1b[2J\\xc2\\x9bmy\\xff"))
+                fail_msg("wgd's log does not show the name escaped: %s", log);
+        for (ssize_t i = 0; i < n; i++)
+                if (((unsigned char) log[i] < 0x20 && log[i] != '\n') || (unsigned char) log[i] >= 0x7f)
+                        fail_msg("wgd's log holds byte 0x%02x: %s", (unsigned char) log[i], log);
+        assert_int_equal(harness_stop(h, SIGTERM), 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_lifecycle, harness_setup, harness_teardown),
@@ -903,6 +940,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_watcher_fallback, harness_setup, harness_teardown),
                 cmocka_unit_test_setup_teardown(test_self_bound, harness_setup, harness_teardown),
                 cmocka_unit_test_setup_teardown(test_socket_activation, harness_setup, harness_teardown),
+                cmocka_unit_test_setup_teardown(test_log_escapes, harness_setup, harness_teardown),
         };
 
         if (getenv("WG_TEST_FILTER"))

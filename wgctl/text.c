@@ -14,54 +14,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "utf8.h"
 #include "wgctl.h"
-
-size_t utf8_decode(const char *s, uint32_t *ret) {
-        const unsigned char *u = (const unsigned char *) s;
-        uint32_t c, min;
-        size_t n;
-
-        if (u[0] < 0x80) {
-                *ret = u[0];
-                return 1;
-        }
-        if ((u[0] & 0xe0) == 0xc0) {
-                n = 2;
-                c = u[0] & 0x1f;
-                min = 0x80;
-        } else if ((u[0] & 0xf0) == 0xe0) {
-                n = 3;
-                c = u[0] & 0x0f;
-                min = 0x800;
-        } else if ((u[0] & 0xf8) == 0xf0) {
-                n = 4;
-                c = u[0] & 0x07;
-                min = 0x10000;
-        } else
-                return 0;
-
-        /* A continuation byte is never NUL: the end of the string stops a cut character here. */
-        for (size_t i = 1; i < n; i++) {
-                if ((u[i] & 0xc0) != 0x80)
-                        return 0;
-                c = c << 6 | (u[i] & 0x3f);
-        }
-        /* Overlong forms (another spelling of a byte, even of ESC) and surrogates are not UTF-8. */
-        if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-                return 0;
-        *ret = c;
-        return n;
-}
-
-/*
- * Characters that a terminal may act on rather than show: the C1 controls (U+009B is CSI, the
- * start of a sequence, to a terminal that takes 8-bit controls), and the ones that reorder the
- * text around them, so that a description could make what follows it read backwards.
- */
-static bool is_control(uint32_t c) {
-        return c < 0x20 || (c >= 0x7f && c <= 0x9f) || c == 0x061c || c == 0x200e || c == 0x200f ||
-               (c >= 0x202a && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069);
-}
 
 /* Whether the terminal's character set is UTF-8, as the locale says (main() sets LC_CTYPE). */
 static bool locale_is_utf8(void) {
@@ -98,7 +52,7 @@ size_t fputs_escaped(const char *s, FILE *f) {
                  * only: there, the bytes of a UTF-8 character could be 8-bit controls.
                  */
                 n = utf8_decode(s, &c);
-                if (n > 0 && !is_control(c) && (utf8 || n == 1)) {
+                if (n > 0 && !unichar_is_control(c) && (utf8 || n == 1)) {
                         fwrite(s, 1, n, f);
                         written += n;
                         s += n;
@@ -130,7 +84,7 @@ void json_string(const char *s, FILE *f) {
                 } else {
                         if (c == '"' || c == '\\')
                                 fprintf(f, "\\%c", (char) c);
-                        else if (is_control(c))
+                        else if (unichar_is_control(c))
                                 /* The same character, escaped: a terminal showing the JSON stays safe. */
                                 fprintf(f, "\\u%04x", (unsigned) c);
                         else

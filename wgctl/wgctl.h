@@ -103,11 +103,6 @@ size_t fputs_escaped(const char *s, FILE *f);
  * too), and each byte of invalid UTF-8 as U+FFFD.
  */
 void json_string(const char *s, FILE *f);
-/*
- * The length of the UTF-8 character that @s starts with (1 to 4), its code point in *ret; 0
- * if there is none (a stray byte, an overlong form, a surrogate, or one cut short by the NUL).
- */
-size_t utf8_decode(const char *s, uint32_t *ret);
 
 /* verb-*.c */
 int verb_create(int argc, char **argv);

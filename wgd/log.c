@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "utf8.h"
 
 static int max_level = LOG_INFO;
 static bool prefix = true;
@@ -33,23 +34,35 @@ int log_parse_level(const char *s) {
 }
 
 /*
- * Text in a message may come from a client (a name, an fdstore name, one day a description): a
+ * Text in a message may come from a client (a name, an fdstore name, a member's description): a
  * control character in it must not reach whoever reads the log on a terminal (an escape
- * sequence), nor start a line of its own in the journal. Each is written as \xNN, and so is a
- * backslash that would otherwise read as the start of one.
+ * sequence, C1's 8-bit ones included), nor start a line of its own in the journal. Each byte of
+ * one, and each byte that is not well-formed UTF-8, is written as \xNN, and so is a backslash
+ * that would otherwise read as the start of one. The same characters as wgctl escapes (utf8.h).
  */
 static void escape(const char *in, char *out, size_t size) {
         static const char hex[] = "0123456789abcdef";
         size_t n = 0;
 
-        for (const unsigned char *p = (const unsigned char *) in; *p && n + 5 <= size; p++)
-                if (*p < 0x20 || *p == 0x7f || *p == '\\') {
+        while (*in && n + 5 <= size) {
+                uint32_t c;
+                size_t len = utf8_decode(in, &c);
+
+                if (len > 0 && c != '\\' && !unichar_is_control(c) && n + len < size) {
+                        memcpy(out + n, in, len);
+                        n += len;
+                        in += len;
+                        continue;
+                }
+                for (len = len > 0 ? len : 1; len > 0 && n + 5 <= size; len--, in++) {
+                        unsigned char b = (unsigned char) *in;
+
                         out[n++] = '\\';
                         out[n++] = 'x';
-                        out[n++] = hex[*p >> 4];
-                        out[n++] = hex[*p & 0xf];
-                } else
-                        out[n++] = (char) *p;
+                        out[n++] = hex[b >> 4];
+                        out[n++] = hex[b & 0xf];
+                }
+        }
         out[n] = 0;
 }
 

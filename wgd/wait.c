@@ -133,7 +133,16 @@ void waits_check(Group *g) {
         /*
          * Waits came in the generation that was running then: those of a generation that ended
          * are answered, whatever happened to the group since; the others are all in @current.
+         *
+         * Every pending Wait is of the generation the watch was armed in (one that came in a
+         * later generation ran this check, which answered the older ones). So a wakeup that finds
+         * that generation running, nothing stopping it, answers nobody: re-arm without walking the
+         * Waits, so that a writer of the group who wakes its futex in a loop costs wgd O(1) a
+         * wakeup, however many Waits the group has.
          */
+        if (g->waits && current == g->watch_generation && wg_state_count(st) != 0 && check == 0)
+                goto rearm;
+
         LIST_FOREACH (by_group, w, g->waits)
                 if (w->generation != current || wg_state_count(st) == 0)
                         wait_complete(w, 0);
@@ -142,6 +151,7 @@ void waits_check(Group *g) {
         if (!g->waits)
                 return; /* and the watch went with the last one */
 
+rearm:
         r = watch(g, current);
         if (r > 0)
                 /* It ended between our look and the registration: look again (it cannot recur forever: a

@@ -270,6 +270,16 @@ void harness_spawn(Harness *h, const char *const *args, const HarnessOptions *op
                                 _exit(122);
                 }
 
+                /*
+                 * Root without capabilities: with the bounding set empty, exec() gives root none,
+                 * so the kernel's own limits apply to wgd as to anybody (the fds it may have in
+                 * flight in unix sockets: RLIMIT_NOFILE).
+                 */
+                if (opts->no_capabilities)
+                        for (int cap = 0; prctl(PR_CAPBSET_READ, cap) >= 0; cap++)
+                                if (prctl(PR_CAPBSET_DROP, cap) < 0)
+                                        _exit(124);
+
                 /* LISTEN_PID is the one thing only the child knows. */
                 {
                         char digits[16];
@@ -605,6 +615,26 @@ Wg__V1__Response *pc_list(int fd, const char *after) {
         req.op_case = WG__V1__REQUEST__OP_LIST;
         req.list = &m;
         return pc_call(fd, &req, NULL);
+}
+
+Wg__V1__Response *pc_open(int fd, const char *name, int *ret_fd) {
+        Wg__V1__Request req = WG__V1__REQUEST__INIT;
+        Wg__V1__Open m = WG__V1__OPEN__INIT;
+
+        m.name = (char *) name;
+        req.op_case = WG__V1__REQUEST__OP_OPEN;
+        req.open = &m;
+        return pc_call(fd, &req, ret_fd);
+}
+
+Wg__V1__Response *pc_join(int fd, const char *name, int *ret_fd) {
+        Wg__V1__Request req = WG__V1__REQUEST__INIT;
+        Wg__V1__Join m = WG__V1__JOIN__INIT;
+
+        m.name = (char *) name;
+        req.op_case = WG__V1__REQUEST__OP_JOIN;
+        req.join = &m;
+        return pc_call(fd, &req, ret_fd);
 }
 
 void pc_wait_send(int fd, uint64_t id, const char *name, uint64_t timeout_usec) {

@@ -57,6 +57,7 @@ typedef struct HarnessOptions {
         const char *const *env;  /* NAME=VALUE entries to add, replacing ours of the same name */
         bool no_listen_fds;      /* pass no socket and no stored fds: wgd binds a socket itself */
         const char *stderr_path; /* append wgd's stderr to this file; NULL: ours */
+        bool no_capabilities;    /* as the shipped unit runs it (CapabilityBoundingSet=): root, none */
 } HarnessOptions;
 
 /* Start wgd as harness_start() does, as @opts (may be NULL) say, without waiting for READY=1. */
@@ -122,6 +123,9 @@ Wg__V1__Response *pc_stat(int fd, const char *name);
 Wg__V1__Response *pc_add(int fd, const char *name, int64_t delta);
 Wg__V1__Response *pc_delete(int fd, const char *name);
 Wg__V1__Response *pc_list(int fd, const char *after);
+/* Open and Join: *ret_fd is the segment's fd on success (-1 on an error). */
+Wg__V1__Response *pc_open(int fd, const char *name, int *ret_fd);
+Wg__V1__Response *pc_join(int fd, const char *name, int *ret_fd);
 /* Send a Wait and return without its answer. */
 void pc_wait_send(int fd, uint64_t id, const char *name, uint64_t timeout_usec);
 

@@ -31,7 +31,8 @@ Account *account_get(AccountTable *t, uid_t uid) {
 }
 
 void account_release(Account *a) {
-        if (!a || a->n_connections > 0 || a->n_groups > 0 || a->n_members > 0 || a->queued_bytes > 0)
+        if (!a || a->n_connections > 0 || a->n_groups > 0 || a->n_members > 0 || a->queued_bytes > 0 ||
+            a->n_passes > 0)
                 return;
         LIST_REMOVE(accounts, a->table->accounts, a);
         free(a);
@@ -51,4 +52,14 @@ int account_queue(Account *a, size_t bytes) {
 void account_unqueue(Account *a, size_t bytes) {
         a->queued_bytes -= bytes;
         a->table->queued_bytes -= bytes;
+}
+
+void account_pass(Account *a) {
+        a->n_passes++;
+        a->table->n_passes++;
+}
+
+void account_unpass(Account *a, unsigned n) {
+        a->n_passes -= n;
+        a->table->n_passes -= n;
 }

@@ -15,6 +15,7 @@
 #include "list.h"
 
 typedef struct AccountTable AccountTable;
+struct Client;
 
 typedef struct Account {
         AccountTable *table;
@@ -22,7 +23,9 @@ typedef struct Account {
         unsigned n_connections;
         unsigned n_groups;
         unsigned n_members;
-        size_t queued_bytes; /* answers queued for this uid's connections */
+        size_t queued_bytes;    /* answers queued for this uid's connections */
+        unsigned n_passes;      /* segment fds passed to this uid's connections, maybe unread */
+        struct Client *passers; /* its connections with passes sent that may be unread (client.c) */
         LIST_FIELDS(struct Account, accounts);
 } Account;
 
@@ -32,6 +35,9 @@ struct AccountTable {
         size_t queued_bytes;             /* for everybody */
         size_t queued_bytes_max;         /* in all */
         size_t queued_bytes_per_uid_max; /* for one uid */
+        unsigned n_passes;               /* of everybody */
+        unsigned passes_max;             /* in all */
+        unsigned passes_per_uid_max;     /* for one uid */
 };
 
 /* The account of @uid, made empty if there is none; NULL: out of memory. */
@@ -46,6 +52,14 @@ Account *account_find(AccountTable *t, uid_t uid);
  */
 int account_queue(Account *a, size_t bytes);
 void account_unqueue(Account *a, size_t bytes);
+
+/*
+ * Passes: answers that carry a segment's fd, from the moment they are made until the peer is
+ * seen to have read them. The caller checks the limits first (client_may_pass()); charging
+ * cannot fail.
+ */
+void account_pass(Account *a);
+void account_unpass(Account *a, unsigned n);
 
 /* Free @a if nothing is charged to it any more (after each decrement). NULL-safe. */
 void account_release(Account *a);

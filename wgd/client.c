@@ -4,8 +4,18 @@
  * account: a client whose queue holds OUT_MAX answers, or whose uid holds its share of queued
  * bytes (or everybody the total), is dropped, so that no user can make wgd hold an unbounded
  * amount of memory. A queued answer that passes a segment holds a reference to the segment's
- * mapping, not a descriptor: the fd is attached when the answer goes out, so answers nobody reads
- * cannot fill wgd's descriptor table.
+ * mapping, not a descriptor: the fd is attached when the answer goes out.
+ *
+ * Passes. An answer with a segment's fd pins the segment (its page, and in wgd a mapping and an
+ * fd while queued) until the peer reads it, whether it waits in wgd's queue or in the socket:
+ * fds in flight in unix sockets are charged by the kernel to the sender, wgd, and past
+ * RLIMIT_NOFILE of them every send of an fd fails (ETOOMANYREFS), the fdstore's included. Even a
+ * deleted group's segment stays pinned by an answer nobody reads. So each such answer counts
+ * against its uid, and against everybody, from the moment it is made until the peer is seen to
+ * have read it: its socket's output queue (SIOCOUTQ) is empty, which for a unix socket means the
+ * peer has consumed every record sent. That is looked at only when a limit is near: when this
+ * client asks for one more, and, for the connections of its uid (or of everybody), when the
+ * limit is reached.
  */
 
 #define _GNU_SOURCE
@@ -14,8 +24,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <linux/sockios.h>
 
 #include "client.h"
 #include "log.h"
@@ -65,6 +78,52 @@ static void out_push(Client *c, Outgoing *o) {
         c->n_out++;
 }
 
+/* @n answers with a segment's fd left: they are counted until the peer is seen to read them. */
+static void passes_sent(Client *c, unsigned n) {
+        if (n == 0)
+                return;
+        if (c->n_passes_sent == 0)
+                LIST_PREPEND(passers, c->account->passers, c);
+        c->n_passes_sent += n;
+}
+
+/* If the peer has read everything sent to it, the passes it was sent are no longer counted. */
+static void passes_reclaim(Client *c) {
+        int outq;
+
+        if (c->n_passes_sent == 0 || ioctl(c->fd, SIOCOUTQ, &outq) < 0 || outq > 0)
+                return;
+        account_unpass(c->account, c->n_passes_sent);
+        c->n_passes -= c->n_passes_sent;
+        c->n_passes_sent = 0;
+        LIST_REMOVE(passers, c->account->passers, c);
+}
+
+static void passes_reclaim_account(Account *a) {
+        LIST_FOREACH (passers, i, a->passers)
+                passes_reclaim(i);
+}
+
+int client_may_pass(Client *c) {
+        Account *a = c->account;
+        AccountTable *t = a->table;
+
+        if (c->fd < 0)
+                return 0; /* its answers go nowhere */
+
+        passes_reclaim(c);
+        if (a->n_passes >= t->passes_per_uid_max)
+                passes_reclaim_account(a);
+        if (a->n_passes >= t->passes_per_uid_max)
+                return -ETOOMANYREFS;
+        if (t->n_passes >= t->passes_max)
+                LIST_FOREACH (accounts, i, t->accounts)
+                        passes_reclaim_account(i);
+        if (t->n_passes >= t->passes_max)
+                return -ETOOMANYREFS;
+        return 0;
+}
+
 static void out_pop(Client *c) {
         Outgoing *o = c->out_head;
 
@@ -95,8 +154,10 @@ static int out_flush(Client *c) {
                 r = seqpacket_send_many(c->fd, records, n, MSG_DONTWAIT);
                 if (r < 0)
                         return r;
-                while (r-- > 0)
+                while (r-- > 0) {
+                        passes_sent(c, c->out_head->segment ? 1 : 0);
                         out_pop(c);
+                }
         }
         return 0;
 }
@@ -145,6 +206,10 @@ Client *client_free(Client *c) {
         assert(!c->waits && !c->members);
         while (c->out_head)
                 out_pop(c);
+        if (c->account) {
+                account_unpass(c->account, c->n_passes);
+                LIST_REMOVE(passers, c->account->passers, c);
+        }
         sd_event_source_disable_unref(c->io);
         safe_close(c->fd);
         peer_done(&c->peer);
@@ -247,6 +312,8 @@ static void stage_flush(void) {
                         client_kill(c);
                         break;
                 }
+                for (size_t i = sent; i < sent + (size_t) r; i++)
+                        passes_sent(c, stage.segments[i] ? 1 : 0);
                 sent += (size_t) r;
         }
         for (size_t i = sent; i < stage.n && !c->dead; i++)
@@ -268,6 +335,11 @@ void client_reply(Client *c, const Wg__V1__Response *resp, wg *segment) {
                 return; /* nobody to answer: the fuzzer's client, or one on its way out */
 
         resp = fit(resp, &big, &err, &len);
+        if (segment) {
+                /* Charged until the peer is seen to read it (client_may_pass() asked first). */
+                c->n_passes++;
+                account_pass(c->account);
+        }
 
         if (stage.client == c) {
                 if (stage.n == ELEMENTSOF(stage.records) || len > sizeof(stage.data) - stage.used)
@@ -293,8 +365,10 @@ void client_reply(Client *c, const Wg__V1__Response *resp, wg *segment) {
 
         if (!c->out_head) {
                 r = seqpacket_send(c->fd, buf, len, segment ? wg_fd(segment) : -EBADF, MSG_DONTWAIT);
-                if (r >= 0)
+                if (r >= 0) {
+                        passes_sent(c, segment ? 1 : 0);
                         return;
+                }
                 if (r != -EAGAIN) {
                         log_debug_errno(r, "Dropping client (pid %d): %m", (int) c->peer.pid);
                         client_kill(c);

@@ -52,6 +52,9 @@ struct Client {
 
         Outgoing *out_head, *out_tail;
         unsigned n_out;
+        unsigned n_passes;      /* answers with a segment's fd not seen read: staged, queued, sent */
+        unsigned n_passes_sent; /* of those, sent; linked in account->passers while not 0 */
+        LIST_FIELDS(Client, passers);
         bool dead;    /* failed or misbehaved: shut down, closed at its next event */
         bool hung_up; /* end of file: answered as far as the socket takes it, then closed */
 
@@ -82,6 +85,14 @@ static inline void client_freep(Client **c) {
  * share of queued bytes is used up, or whose socket failed, is killed. Never frees @c.
  */
 void client_reply(Client *c, const Wg__V1__Response *resp, wg *segment);
+
+/*
+ * May @c be sent one more answer with a segment's fd (Open, Join)? 0, or -ETOOMANYREFS when its
+ * uid, or everybody, has as many passed and unread as the limits allow. Ask before carrying out
+ * the request, so that a refused one changes nothing. Answers that the peer has read since (its
+ * socket's output queue is empty) are no longer counted.
+ */
+int client_may_pass(Client *c);
 
 /*
  * Serve what the peer sent already, as if the connection had been found readable: a client

@@ -343,6 +343,31 @@ static void op_create(Client *c, uint64_t id, const Wg__V1__Create *m) {
                 reply_group(c, id, g, false);
 }
 
+/* Open and Join pass a segment: refuse them, before anything changes, past the limits of passes. */
+static bool may_pass_or_reply(Client *c, uint64_t id) {
+        const Account *a = c->account;
+
+        if (client_may_pass(c) >= 0)
+                return true;
+        if (a->n_passes >= a->table->passes_per_uid_max)
+                reply_error(
+                        c,
+                        id,
+                        -ETOOMANYREFS,
+                        "Uid %u has %u segments passed to it and not read yet, the most allowed: read the "
+                        "answers first.",
+                        (unsigned) a->uid,
+                        a->n_passes);
+        else
+                reply_error(
+                        c,
+                        id,
+                        -ETOOMANYREFS,
+                        "wgd has %u segments passed and not read yet, the most it may.",
+                        a->table->n_passes);
+        return false;
+}
+
 static void op_open(Client *c, uint64_t id, const Wg__V1__Open *m) {
         bool create = m->has_create && m->create, exclusive = m->has_exclusive && m->exclusive;
         Group *g;
@@ -355,6 +380,9 @@ static void op_open(Client *c, uint64_t id, const Wg__V1__Open *m) {
                 reply_error(c, id, -EINVAL, "'exclusive' needs 'create'.");
                 return;
         }
+
+        if (!may_pass_or_reply(c, id))
+                return;
 
         g = server_find_group(server_of(c), m->name);
         if (g && create && exclusive) {
@@ -590,7 +618,7 @@ static void op_join(Client *c, uint64_t id, const Wg__V1__Join *m) {
         int r;
 
         g = find_or_reply(c, id, m->name, ACCESS_WRITE);
-        if (!g)
+        if (!g || !may_pass_or_reply(c, id))
                 return;
 
         if (server_of(c)->accounts.n_members >= server_of(c)->limits.members) {

@@ -44,6 +44,8 @@ static ServerLimits arg_limits = {
         .members = 4096,
         .queued_bytes_per_uid = 8 << 20,
         .queued_bytes = 64 << 20,
+        .passes_per_uid = 256,
+        .passes = 4096,
 };
 
 static void help(void) {
@@ -73,6 +75,9 @@ static void help(void) {
                "     --max-queued-per-user=BYTES     Answers queued for one uid's connections that do\n"
                "                                     not read them (default %zu)\n"
                "     --max-queued=BYTES              The same for everybody (default %zu)\n"
+               "     --max-passed-per-user=N         Segment fds sent to one uid's connections and\n"
+               "                                     not read yet (Open, Join; default %u)\n"
+               "     --max-passed=N                  The same for everybody (default %u)\n"
                "     --log-level=LEVEL               err, warning, notice, info (default) or debug\n"
                "\n"
                "Under systemd: socket activation (FileDescriptorName=control), Type=notify, the\n"
@@ -86,7 +91,9 @@ static void help(void) {
                arg_limits.members_per_uid,
                arg_limits.members,
                arg_limits.queued_bytes_per_uid,
-               arg_limits.queued_bytes);
+               arg_limits.queued_bytes,
+               arg_limits.passes_per_uid,
+               arg_limits.passes);
 }
 
 static int parse_unsigned(const char *s, unsigned min, unsigned *ret) {
@@ -115,6 +122,8 @@ static int parse_argv(int argc, char **argv) {
                 ARG_MAX_MEMBERS_ALL,
                 ARG_MAX_QUEUED_UID,
                 ARG_MAX_QUEUED,
+                ARG_MAX_PASSED_UID,
+                ARG_MAX_PASSED,
                 ARG_LOG_LEVEL,
         };
         static const struct option options[] = {
@@ -131,6 +140,8 @@ static int parse_argv(int argc, char **argv) {
                 { "max-members", required_argument, NULL, ARG_MAX_MEMBERS_ALL },
                 { "max-queued-per-user", required_argument, NULL, ARG_MAX_QUEUED_UID },
                 { "max-queued", required_argument, NULL, ARG_MAX_QUEUED },
+                { "max-passed-per-user", required_argument, NULL, ARG_MAX_PASSED_UID },
+                { "max-passed", required_argument, NULL, ARG_MAX_PASSED },
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
                 {}
         };
@@ -173,6 +184,8 @@ static int parse_argv(int argc, char **argv) {
                 case ARG_MAX_MEMBERS_ALL:
                 case ARG_MAX_QUEUED_UID:
                 case ARG_MAX_QUEUED:
+                case ARG_MAX_PASSED_UID:
+                case ARG_MAX_PASSED:
                         if (parse_unsigned(optarg, 1, &u) < 0) {
                                 fprintf(stderr,
                                         "wgd: %s needs a positive number, not '%s'.\n",
@@ -196,8 +209,12 @@ static int parse_argv(int argc, char **argv) {
                                 arg_limits.members = u;
                         else if (c == ARG_MAX_QUEUED_UID)
                                 arg_limits.queued_bytes_per_uid = u;
-                        else
+                        else if (c == ARG_MAX_QUEUED)
                                 arg_limits.queued_bytes = u;
+                        else if (c == ARG_MAX_PASSED_UID)
+                                arg_limits.passes_per_uid = u;
+                        else
+                                arg_limits.passes = u;
                         break;
                 case ARG_LOG_LEVEL:
                         r = log_parse_level(optarg);

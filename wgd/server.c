@@ -226,6 +226,8 @@ int server_new(sd_event *event, const ServerLimits *limits, server_record_handle
                 .accounts = {
                         .queued_bytes_max = limits->queued_bytes,
                         .queued_bytes_per_uid_max = limits->queued_bytes_per_uid,
+                        .passes_max = limits->passes,
+                        .passes_per_uid_max = limits->passes_per_uid,
                 },
         };
 

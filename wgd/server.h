@@ -50,6 +50,8 @@ typedef struct ServerLimits {
         unsigned members;            /* in all: each holds a pidfd */
         size_t queued_bytes_per_uid; /* answers queued for clients that do not read */
         size_t queued_bytes;
+        unsigned passes_per_uid; /* segment fds sent (or queued) and not yet read */
+        unsigned passes;         /* in all: keep it well under wgd's RLIMIT_NOFILE */
 } ServerLimits;
 
 typedef void (*server_record_handler_t)(Client *c, const uint8_t *buf, size_t len, int error);

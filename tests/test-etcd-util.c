@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * What the etcd client builds on, without etcd: base64 as the gateway's Go writes and reads it,
- * and the splitting of a watch stream into objects wherever libcurl cuts it (every cut, one byte
- * at a time, and several objects in one piece).
+ * the splitting of a watch stream into objects wherever libcurl cuts it (every cut, one byte at a
+ * time, and several objects in one piece), the gateway's integers, prefix ranges, and the table
+ * of gRPC codes.
  */
 
 #define _GNU_SOURCE
@@ -17,6 +18,7 @@
 #include <cmocka.h>
 
 #include "base64.h"
+#include "etcd.h"
 #include "json-stream.h"
 
 static void expect_encoded(const char *in, size_t n, const char *out) {
@@ -233,6 +235,131 @@ static void test_parse_object(void **state) {
                 json_parse_object("{}Grpc-Trailer-Content-Type: application/grpc", 45, &o), -EBADMSG);
 }
 
+static void test_int64(void **state) {
+        json_object *o = json_tokener_parse(
+                "{\"rev\":\"42\",\"neg\":\"-7\",\"max\":\"9223372036854775807\",\"min\":\"-"
+                "9223372036854775808\","
+                "\"over\":\"9223372036854775808\",\"num\":17,\"bignum\":18446744073709551615,\"plus\":\"+"
+                "1\","
+                "\"space\":\" 1\",\"hex\":\"0x10\",\"tail\":\"1x\",\"empty\":\"\",\"bool\":true}");
+        int64_t v = -1;
+
+        assert_non_null(o);
+        assert_int_equal(etcd_json_get_int64(o, "rev", &v), 0);
+        assert_int_equal(v, 42);
+        assert_int_equal(etcd_json_get_int64(o, "neg", &v), 0);
+        assert_int_equal(v, -7);
+        assert_int_equal(etcd_json_get_int64(o, "max", &v), 0);
+        assert_true(v == INT64_MAX);
+        assert_int_equal(etcd_json_get_int64(o, "min", &v), 0);
+        assert_true(v == INT64_MIN);
+        assert_int_equal(etcd_json_get_int64(o, "num", &v), 0);
+        assert_int_equal(v, 17);
+        /* Absent: the default, which the gateway leaves out. */
+        assert_int_equal(etcd_json_get_int64(o, "absent", &v), 0);
+        assert_int_equal(v, 0);
+        for (const char *const *f =
+                     (const char *const[]) {
+                             "over", "bignum", "plus", "space", "hex", "tail", "empty", "bool", NULL };
+             *f;
+             f++)
+                assert_int_equal(etcd_json_get_int64(o, *f, &v), -EBADMSG);
+
+        assert_int_equal(etcd_json_add_int64(o, "added", INT64_MIN), 0);
+        assert_string_equal(
+                json_object_get_string(json_object_object_get(o, "added")), "-9223372036854775808");
+        assert_int_equal(etcd_json_get_int64(o, "added", &v), 0);
+        assert_true(v == INT64_MIN);
+        json_object_put(o);
+
+        o = json_tokener_parse("{\"header\":{\"revision\":\"9\"}}");
+        assert_int_equal(etcd_json_get_revision(o, &v), 0);
+        assert_int_equal(v, 9);
+        json_object_put(o);
+        o = json_tokener_parse("{\"kvs\":[]}");
+        assert_int_equal(etcd_json_get_revision(o, &v), -EBADMSG);
+        json_object_put(o);
+}
+
+static void test_bytes(void **state) {
+        json_object *o = json_object_new_object();
+        void *p;
+        size_t n;
+
+        assert_int_equal(etcd_json_add_bytes(o, "key", "\0k\xff", 3), 0);
+        assert_string_equal(json_object_get_string(json_object_object_get(o, "key")), "AGv/");
+        assert_int_equal(etcd_json_get_bytes(o, "key", &p, &n), 0);
+        assert_int_equal(n, 3);
+        assert_memory_equal(p, "\0k\xff", 3);
+        free(p);
+
+        /* Absent is empty: the gateway leaves out an empty value. */
+        assert_int_equal(etcd_json_get_bytes(o, "value", &p, &n), 0);
+        assert_int_equal(n, 0);
+        assert_string_equal(p, "");
+        free(p);
+
+        json_object_object_add(o, "bad", json_object_new_string("AGv"));
+        assert_int_equal(etcd_json_get_bytes(o, "bad", &p, &n), -EBADMSG);
+        json_object_object_add(o, "num", json_object_new_int(1));
+        assert_int_equal(etcd_json_get_bytes(o, "num", &p, &n), -EBADMSG);
+        json_object_put(o);
+}
+
+static void expect_range_end(const char *prefix, size_t n, const char *end, size_t end_size) {
+        void *p;
+        size_t size;
+
+        assert_int_equal(etcd_prefix_range_end(prefix, n, &p, &size), 0);
+        assert_int_equal(size, end_size);
+        assert_memory_equal(p, end, end_size);
+        free(p);
+}
+
+static void test_prefix_range_end(void **state) {
+        expect_range_end("/wg/", 4, "/wg0", 4);
+        expect_range_end("a", 1, "b", 1);
+        expect_range_end("a\xff", 2, "b", 1);
+        expect_range_end("a\xfe\xff\xff", 4, "a\xff", 2);
+        /* Nothing above: every key from there on, as etcd spells it. */
+        expect_range_end("\xff\xff", 2, "\0", 1);
+        expect_range_end("", 0, "\0", 1);
+}
+
+static void test_error_table(void **state) {
+        static const struct {
+                int code;
+                const char *message;
+                int error;
+        } table[] = {
+                { 1, NULL, -ECANCELED },
+                { 2, NULL, -EIO },
+                { 3, "etcdserver: key is not provided", -EINVAL },
+                { 3, "etcdserver: user name is empty", -EACCES },
+                { 3, "etcdserver: authentication failed, invalid user ID or password", -EACCES },
+                { 4, NULL, -ETIMEDOUT },
+                { 5, "etcdserver: requested lease not found", -ENOENT },
+                { 6, NULL, -EEXIST },
+                { 7, "etcdserver: permission denied", -EACCES },
+                { 8, "etcdserver: mvcc: database space exceeded", -ENOSPC },
+                { 8, "etcdserver: too many requests", -EBUSY },
+                { 9, "etcdserver: authentication is not enabled", -EPROTO },
+                { 10, NULL, -EAGAIN },
+                { 11, "etcdserver: mvcc: required revision has been compacted", -ERANGE },
+                { 12, NULL, -EOPNOTSUPP },
+                { 13, NULL, -EIO },
+                { 14, "etcdserver: no leader", -EAGAIN },
+                { 15, NULL, -EIO },
+                { 16, "etcdserver: invalid auth token", -EACCES },
+                { 0, NULL, -EIO },
+                { 17, NULL, -EIO },
+                { -1, NULL, -EIO },
+        };
+
+        for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
+                assert_int_equal(etcd_error_from_grpc(table[i].code, table[i].message), table[i].error);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_base64_vectors),
@@ -242,6 +369,10 @@ int main(void) {
                 cmocka_unit_test(test_stream_byte_by_byte),
                 cmocka_unit_test(test_stream_errors),
                 cmocka_unit_test(test_parse_object),
+                cmocka_unit_test(test_int64),
+                cmocka_unit_test(test_bytes),
+                cmocka_unit_test(test_prefix_range_end),
+                cmocka_unit_test(test_error_table),
         };
 
         return cmocka_run_group_tests_name("etcd-util", tests, NULL, NULL);

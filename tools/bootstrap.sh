@@ -46,6 +46,11 @@ packages=(
     python3
     python3-pytest
     spin
+    # wgd's etcd client (-Detcd), and the real etcd and TLS certificates its tests use.
+    libcurl4-openssl-dev
+    libjson-c-dev
+    etcd-server
+    openssl
 )
 
 # What only the benchmarks need: the peers they measure wg against.

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Named groups: libwg as a client of wgd. wgd owns names and permissions; once it has handed
- * over a segment fd, libwg never talks to it again for that group.
+ * over a segment fd, libwg never talks to it again for that group, unless the group is a
+ * cluster group: its segment is a mirror, and its adds and dones are requests to wgd.
  */
 
 #define _GNU_SOURCE
@@ -264,6 +265,26 @@ _public_ int wg_unlink(const char *name) {
         if (r < 0)
                 return r;
         if (resp->result_case != WG__V1__RESPONSE__RESULT_DELETED)
+                return -EPROTO;
+        return 0;
+}
+
+int wg__remote_add(wg *g, int64_t delta) {
+        _cleanup_(wg__response_freep) Wg__V1__Response *resp = NULL;
+        Wg__V1__Request req = WG__V1__REQUEST__INIT;
+        Wg__V1__Add add = WG__V1__ADD__INIT;
+        int r;
+
+        add.name = g->name;
+        add.has_delta = true;
+        add.delta = delta;
+        req.op_case = WG__V1__REQUEST__OP_ADD;
+        req.add = &add;
+
+        r = wg__call(&req, &resp, NULL);
+        if (r < 0)
+                return r;
+        if (resp->result_case != WG__V1__RESPONSE__RESULT_GROUP)
                 return -EPROTO;
         return 0;
 }

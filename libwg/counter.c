@@ -114,15 +114,28 @@ static inline int counter_add(wg *g, int64_t delta, uint64_t expect_gen, uint64_
         return 0;
 }
 
+/* A mirror's counter is wgd's (and etcd's): ask it, unless there is nothing to ask. */
+static int mirror_add(wg *g, int64_t delta) {
+        int r = wg_state_check(state_load(g));
+
+        if (r < 0 || delta == 0)
+                return r;
+        return wg__remote_add(g, delta);
+}
+
 _public_ int wg_add(wg *g, int64_t delta) {
         assert_return(g, -EINVAL);
 
+        if (_unlikely_(g->mirror))
+                return mirror_add(g, delta);
         return counter_add(g, delta, ANY_GENERATION, NULL);
 }
 
 _public_ int wg_done(wg *g) {
         assert_return(g, -EINVAL);
 
+        if (_unlikely_(g->mirror))
+                return mirror_add(g, -1);
         return counter_add(g, -1, ANY_GENERATION, NULL);
 }
 
@@ -176,6 +189,32 @@ int wg__outcome(wg *g, uint64_t generation, struct wg_outcome *ret) {
         return 0;
 }
 
+void wg__mirror_store(
+        wg *g,
+        uint64_t count,
+        uint64_t generation,
+        bool broken,
+        bool deleted,
+        const struct wg_outcome *outcome) {
+        uint64_t s;
+
+        assert(g->mirror);
+
+        if (outcome) {
+                struct wg_outcome *o = outcome_slot(g, outcome->generation);
+
+                __atomic_store_n(&o->succeeded, outcome->succeeded, __ATOMIC_RELAXED);
+                __atomic_store_n(&o->failed, outcome->failed, __ATOMIC_RELAXED);
+                __atomic_store_n(&o->abandoned, outcome->abandoned, __ATOMIC_RELAXED);
+                __atomic_store_n(&o->generation, outcome->generation, __ATOMIC_RELAXED);
+        }
+        s = (count & WG_STATE_COUNT_MASK) | ((generation & WG_STATE_GEN_MASK) << WG_STATE_GEN_SHIFT) |
+                WG_STATE_WAITERS | (broken ? WG_STATE_BROKEN : 0) | (deleted ? WG_STATE_DELETED : 0);
+        /* Release: the outcome above is there for whoever sees this word. */
+        __atomic_store_n(g->state, s, __ATOMIC_RELEASE);
+        futex_wake_all(wg_state_futex(g->state), FUTEX_SHARED);
+}
+
 /* What wg_wait() returns for a generation that ended: how many of its members did not succeed. */
 static int failures_of(wg *g, uint64_t generation) {
         struct wg_outcome o;
@@ -222,7 +261,8 @@ static int waiter_register(wg *g, uint64_t gen, uint64_t *s) {
                 r = wg_state_check(*s);
                 if (r < 0)
                         return r;
-                if (*s & WG_STATE_WAITERS)
+                /* A mirror is never written but by wgd, which wakes everybody at each change. */
+                if ((*s & WG_STATE_WAITERS) || g->mirror)
                         return 1;
                 if (state_cas(g, s, *s | WG_STATE_WAITERS)) {
                         *s |= WG_STATE_WAITERS;

@@ -6,7 +6,9 @@
 
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 
 #include "macro.h"
@@ -45,10 +47,13 @@ static int wg_attach(int fd, wg **ret) {
                 .member_sock = -EBADF,
         };
 
-        r = wg__segment_map(g->fd, &g->map);
+        r = wg__segment_map(g->fd, &g->map, &g->mirror);
         if (r < 0)
                 return r;
         g->state = (uint64_t *) ((uint8_t *) g->map + WG_STATE_OFFSET);
+        if (g->mirror)
+                /* Checked by the mapping: it ends within the field, and is a name. */
+                memcpy(g->name, (const uint8_t *) g->map + WG_NAME_OFFSET, sizeof(g->name));
 
         *ret = TAKE_PTR(g);
         return 0;
@@ -59,12 +64,31 @@ _public_ int wg_new(wg **ret) {
 
         assert_return(ret, -EINVAL);
 
-        fd = wg__segment_create();
+        fd = wg__segment_create(NULL);
         if (fd < 0)
                 return fd;
 
         /* The same validating path as any peer's fd: one way in, and a self-check of the writer. */
         return wg_attach(fd, ret);
+}
+
+int wg__new_mirror(const char *name, wg **ret) {
+        int fd;
+
+        fd = wg__segment_create(name);
+        if (fd < 0)
+                return fd;
+        return wg_attach(fd, ret);
+}
+
+int wg__mirror_fd_read_only(wg *g) {
+        char path[sizeof("/proc/self/fd/") + 12];
+        int fd;
+
+        /* A new open file description of the same memfd, read-only: its holders cannot write. */
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", g->fd);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        return fd < 0 ? negative_errno() : fd;
 }
 
 _public_ int wg_from_fd(int fd, wg **ret) {

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "group-name.h"
 #include "macro.h"
 #include "segment.h"
 
@@ -37,7 +38,7 @@ static int memfd_new(void) {
         return fd;
 }
 
-int wg__segment_create(void) {
+int wg__segment_create(const char *mirror_name) {
         _cleanup_close_ int fd = -EBADF;
         struct wg_header h = {
                 .magic = WG_SEGMENT_MAGIC,
@@ -49,12 +50,26 @@ int wg__segment_create(void) {
         };
         ssize_t n;
 
+        if (mirror_name && !group_name_valid(mirror_name))
+                return -EINVAL;
+
         fd = memfd_new();
         if (fd < 0)
                 return fd;
 
         if (ftruncate(fd, WG_SEGMENT_SIZE) < 0)
                 return negative_errno();
+
+        if (mirror_name) {
+                /* Before the header, whose magic says the page is complete. */
+                h.version_minor = 1;
+                h.flags = WG_HEADER_FLAG_MIRROR;
+                n = pwrite(fd, mirror_name, strlen(mirror_name) + 1, WG_NAME_OFFSET);
+                if (n < 0)
+                        return negative_errno();
+                if ((size_t) n != strlen(mirror_name) + 1)
+                        return -EIO;
+        }
 
         /*
          * Nobody else holds the fd yet, so there is no reader to order against: the header goes
@@ -97,9 +112,10 @@ static int check_file(int fd) {
         return 0;
 }
 
-static int check_header(const void *map) {
+static int check_header(const void *map, bool *ret_mirror) {
         struct wg_header h;
         uint64_t magic;
+        char name[WG_NAME_SIZE];
 
         /*
          * The creator writes the magic last. Read it with acquire, then take one private copy of
@@ -125,30 +141,48 @@ static int check_header(const void *map) {
                 if (h.reserved[i] != 0)
                         return -EBADMSG;
 
+        *ret_mirror = h.flags & WG_HEADER_FLAG_MIRROR;
+        if (*ret_mirror) {
+                /* A copy again: the name must end within its field, and be a name. */
+                memcpy(name, (const uint8_t *) map + WG_NAME_OFFSET, sizeof(name));
+                if (!memchr(name, 0, sizeof(name)) || !group_name_valid(name))
+                        return -EBADMSG;
+        }
         return 0;
 }
 
-int wg__segment_map(int fd, void **ret_map) {
+int wg__segment_map(int fd, void **ret_map, bool *ret_mirror) {
+        bool read_only, mirror = false;
         void *map;
-        int r;
+        int r, flags;
 
         assert(fd >= 0);
         assert(ret_map);
+        assert(ret_mirror);
 
         r = check_file(fd);
         if (r < 0)
                 return r;
 
-        map = mmap(NULL, WG_SEGMENT_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        /* A read-only fd can only be a mirror's (checked below): map it so, and never write. */
+        flags = fcntl(fd, F_GETFL);
+        if (flags < 0)
+                return negative_errno();
+        read_only = (flags & O_ACCMODE) == O_RDONLY;
+
+        map = mmap(NULL, WG_SEGMENT_SIZE, read_only ? PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
         if (map == MAP_FAILED)
                 return negative_errno();
 
-        r = check_header(map);
+        r = check_header(map, &mirror);
+        if (r == 0 && read_only && !mirror)
+                r = -EACCES; /* where a segment must be written, as mmap() says of a read-only fd */
         if (r < 0) {
                 (void) munmap(map, WG_SEGMENT_SIZE);
                 return r;
         }
 
         *ret_map = map;
+        *ret_mirror = mirror;
         return 0;
 }

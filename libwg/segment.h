@@ -15,6 +15,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,8 +27,19 @@
 #define WG_VERSION_MAJOR 1u
 #define WG_VERSION_MINOR 0u
 
-/* Flag bits of the header that this version defines: none yet. */
-#define WG_HEADER_FLAGS_KNOWN 0u
+/*
+ * Flag bits of the header. MIRROR (1.1): the counter lives elsewhere (a cluster group, kept in
+ * etcd): wgd alone writes this page, mirroring the group's state into it, and hands it out
+ * read-only; add and done go to wgd as requests, and waiters sleep on the futex as ever, woken
+ * by wgd after each change it mirrors. A reader that does not know the flag refuses the segment,
+ * as it must: it would count on a page nobody else reads.
+ */
+#define WG_HEADER_FLAG_MIRROR 1u
+#define WG_HEADER_FLAGS_KNOWN WG_HEADER_FLAG_MIRROR
+
+/* 1.1: a mirror's group name, NUL-terminated, in the bytes that are zero in 1.0. */
+#define WG_NAME_OFFSET 192u
+#define WG_NAME_SIZE 65u
 
 struct wg_header {
         uint64_t magic;
@@ -134,11 +146,16 @@ static inline uint32_t *wg_state_count_word(uint64_t *state) {
 #endif
 }
 
-/* Create a new, initialised and sealed segment; returns the memfd or -errno. */
-int wg__segment_create(void);
+/*
+ * Create a new, initialised and sealed segment; returns the memfd or -errno. With @mirror_name
+ * not NULL, a mirror of the cluster group of that name (format 1.1, WG_HEADER_FLAG_MIRROR).
+ */
+int wg__segment_create(const char *mirror_name);
 
 /*
  * Validate the segment behind @fd and map it. On success *ret_map is the mapping
- * (WG_SEGMENT_SIZE bytes, MAP_SHARED, read-write). Returns 0 or -errno; see wg_from_fd().
+ * (WG_SEGMENT_SIZE bytes, MAP_SHARED; read-write, or read-only for a mirror's fd opened
+ * read-only), and *ret_mirror whether it is a mirror, whose name is then at WG_NAME_OFFSET,
+ * checked. Returns 0 or -errno; see wg_from_fd().
  */
-int wg__segment_map(int fd, void **ret_map);
+int wg__segment_map(int fd, void **ret_map, bool *ret_mirror);

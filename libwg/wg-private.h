@@ -3,6 +3,7 @@
 
 /* The handle behind the opaque wg type, shared by the files of libwg. */
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "wg.h"
@@ -12,6 +13,10 @@ struct wg {
         int fd;          /* the segment's memfd, close-on-exec */
         void *map;       /* WG_SEGMENT_SIZE bytes, MAP_SHARED */
         uint64_t *state; /* the state word inside map */
+
+        /* A cluster group's mirror (segment.h): add and done go to wgd, by the group's name. */
+        bool mirror;
+        char name[65];
 
         /* A member's handle (wg_join()): the connection that holds the membership. */
         int member_sock;
@@ -73,6 +78,29 @@ int wg__watch_arm(wg *g, uint64_t gen, uint64_t *ret_state);
  * that ended, and was reused, between two slices. Errors as wg_wait().
  */
 int wg__wait_generation(wg *g, uint64_t gen, uint64_t deadline_usec);
+
+/*
+ * Cluster groups (wgd only). A new mirror segment for group @name, mapped read-write for wgd,
+ * which alone writes it; and an fd of it opened read-only, for clients (close it).
+ */
+int wg__new_mirror(const char *name, wg **ret);
+int wg__mirror_fd_read_only(wg *g);
+
+/*
+ * Mirror the group's state: @generation's outcome slot first (if @outcome is not NULL), then the
+ * state word (WAITERS always set, so that no reader ever writes it), then wake every sleeper,
+ * who looks again.
+ */
+void wg__mirror_store(
+        wg *g,
+        uint64_t count,
+        uint64_t generation,
+        bool broken,
+        bool deleted,
+        const struct wg_outcome *outcome);
+
+/* wg_add() of a mirror: an Add request to wgd, by the group's name. */
+int wg__remote_add(wg *g, int64_t delta);
 
 /* One acquire load of the state word (see segment.h for its fields). */
 uint64_t wg__state(wg *g);

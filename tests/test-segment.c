@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,6 +24,7 @@
 #include "macro.h"
 #include "segment.h"
 #include "test-util.h"
+#include "wg-private.h"
 #include "wg.h"
 
 /* The bytes of a freshly made, valid segment. */
@@ -297,6 +299,89 @@ static void test_corrupt_state_word(void **state) {
         wg_unref(g);
 }
 
+typedef struct MirrorWaiter {
+        wg *g;
+        pid_t tid;
+        int result;
+} MirrorWaiter;
+
+static void *mirror_wait(void *userdata) {
+        MirrorWaiter *w = userdata;
+
+        __atomic_store_n(&w->tid, gettid(), __ATOMIC_SEQ_CST);
+        w->result = wg_wait(w->g, WG_USEC_INFINITY);
+        return NULL;
+}
+
+/*
+ * A mirror (format 1.1): wgd's read-write handle and a client's read-only one on the same
+ * segment. The client maps it read-only and never writes: its waits sleep without registering
+ * and wake on wgd's store; its adds go to wgd (none runs here: they fail, the page untouched);
+ * a name that is not one is refused.
+ */
+static void test_mirror(void **state) {
+        MirrorWaiter w = {};
+        pthread_t thread;
+        wg *m, *r, *bad;
+        uint64_t v;
+        int ro;
+
+        assert_int_equal(wg__new_mirror("bad name", &m), -EINVAL);
+        assert_int_equal(wg__new_mirror("build.1", &m), 0);
+        ro = wg__mirror_fd_read_only(m);
+        assert_true(ro >= 0);
+        assert_int_equal(fcntl(ro, F_GETFL) & O_ACCMODE, O_RDONLY);
+        assert_int_equal(wg_from_fd(ro, &r), 0);
+        assert_int_equal(wg_get_count(r, &v), 0);
+        assert_int_equal(v, 0);
+
+        wg__mirror_store(m, 3, 5, false, false, NULL);
+        assert_int_equal(wg_get_count(r, &v), 0);
+        assert_int_equal(v, 3);
+        assert_int_equal(wg_get_generation(r, &v), 0);
+        assert_int_equal(v, 5);
+        assert_int_equal(wg_wait(r, 0), -ETIMEDOUT);
+
+        /* Adds are wgd's: with none to ask, they fail, and nothing is written here. */
+        assert_int_equal(setenv("WGD_SOCKET", "/nonexistent/wgd.sock", 1), 0);
+        assert_int_equal(wg_add(r, 0), 0);
+        assert_int_equal(wg_add(r, 1), -ECONNREFUSED);
+        assert_int_equal(wg_done(r), -ECONNREFUSED);
+        assert_int_equal(wg_get_count(r, &v), 0);
+        assert_int_equal(v, 3);
+
+        /* A waiter sleeps on the read-only page, and wakes on wgd's store. */
+        w.g = r;
+        assert_int_equal(pthread_create(&thread, NULL, mirror_wait, &w), 0);
+        while (__atomic_load_n(&w.tid, __ATOMIC_SEQ_CST) == 0)
+                sched_yield();
+        wait_until_thread_futex_sleep(w.tid);
+        wg__mirror_store(m, 0, 6, false, false, NULL);
+        assert_int_equal(pthread_join(thread, NULL), 0);
+        assert_int_equal(w.result, 0);
+
+        /* Deleted: every operation says so, before asking anybody. */
+        wg__mirror_store(m, 0, 6, false, true, NULL);
+        assert_int_equal(wg_add(r, 1), -EIDRM);
+        assert_int_equal(wg_wait(r, 0), -EIDRM);
+
+        /* A name field with no NUL, or not a name: refused. */
+        {
+                char name[WG_NAME_SIZE];
+
+                memset(name, 'a', sizeof(name));
+                assert_int_equal(
+                        pwrite(wg_fd(m), name, sizeof(name), WG_NAME_OFFSET), (ssize_t) sizeof(name));
+                assert_int_equal(wg_from_fd(ro, &bad), -EBADMSG);
+                assert_int_equal(pwrite(wg_fd(m), "a/b", 4, WG_NAME_OFFSET), 4);
+                assert_int_equal(wg_from_fd(ro, &bad), -EBADMSG);
+        }
+
+        close(ro);
+        wg_unref(r);
+        wg_unref(m);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 fd_checked_test(test_new_is_valid),
@@ -307,6 +392,7 @@ int main(void) {
                 fd_checked_test(test_garbage),
                 fd_checked_test(test_every_header_field),
                 fd_checked_test(test_corrupt_state_word),
+                fd_checked_test(test_mirror),
         };
 
         return cmocka_run_group_tests_name("segment", tests, NULL, NULL);

@@ -437,11 +437,32 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         }
         if (!c->dead && (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)))
                 on_readable(c);
+        if (c->hung_up && (revents & EPOLLHUP))
+                client_kill(c); /* gone for good: its pending answers have nobody to go to */
+        if (c->hung_up && !c->dead && c->n_cluster_ops > 0) {
+                /*
+                 * Answers still to come (cluster requests wait for etcd): closed once they are
+                 * out (client_pending_done()). Until then only a full socket, or the peer's
+                 * close, is of interest: its end of file would wake us for nothing.
+                 */
+                if (sd_event_source_set_io_events(c->io, c->out_head ? EPOLLOUT : 0) < 0)
+                        client_kill(c);
+                else
+                        return 0;
+        }
         if (c->hung_up && !c->dead && c->out_head)
                 (void) out_flush(c); /* what the socket takes now; the rest goes with the client */
         if (c->dead || c->hung_up)
                 c->handlers->closed(c);
         return 0;
+}
+
+void client_pending_done(Client *c) {
+        if (!c->hung_up || c->n_cluster_ops > 0)
+                return;
+        if (!c->dead && c->out_head)
+                (void) out_flush(c);
+        c->handlers->closed(c);
 }
 
 void client_serve_now(Client *c) {

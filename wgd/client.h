@@ -24,6 +24,7 @@ typedef struct Client Client;
 typedef struct Outgoing Outgoing;
 struct Wait;
 struct Member;
+struct ClusterOp;
 
 typedef struct ClientHandlers {
         /*
@@ -49,6 +50,8 @@ struct Client {
         struct Wait *waits;
         unsigned n_waits;
         struct Member *members;
+        struct ClusterOp *cluster_ops; /* requests waiting for etcd (cluster-op.h) */
+        unsigned n_cluster_ops;
 
         Outgoing *out_head, *out_tail;
         unsigned n_out;
@@ -101,6 +104,12 @@ int client_may_pass(Client *c);
  * may be gone when it returns.
  */
 void client_serve_now(Client *c);
+
+/*
+ * The last answer @c waited for (cluster requests, which wait for etcd) went out: a client that
+ * shut down its writing side meanwhile is closed now (ClientHandlers.closed), so @c may be gone.
+ */
+void client_pending_done(Client *c);
 
 /*
  * A client that cannot be served any more. Not freed here, because callers may be in the

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster.h"
 #include "dispatch.h"
 #include "log.h"
 #include "macro.h"
@@ -227,7 +228,10 @@ static Group *create_group(
         uint32_t gid,
         uint64_t count,
         bool has_policy,
-        Wg__V1__AbandonPolicy policy) {
+        Wg__V1__AbandonPolicy policy,
+        bool cluster,
+        bool exist_ok,
+        bool open) {
         Server *s = server_of(c);
         GroupFields f;
         Group *g;
@@ -253,6 +257,10 @@ static Group *create_group(
                 policy != WG__V1__ABANDON_POLICY__ABANDON_POLICY_COUNT_AS_DONE &&
                 policy != WG__V1__ABANDON_POLICY__ABANDON_POLICY_BREAK) {
                 reply_error(c, id, -EINVAL, "Unknown abandon policy %d.", (int) policy);
+                return NULL;
+        }
+        if (cluster && !s->cluster) {
+                reply_error(c, id, -EOPNOTSUPP, "This wgd is not a node of a cluster (it has no --etcd).");
                 return NULL;
         }
         if (count > WG_STATE_COUNT_MASK) {
@@ -287,7 +295,13 @@ static Group *create_group(
                 .created_usec = now_realtime_usec(),
                 .on_abandon = policy,
                 .name = name,
+                .cluster = cluster,
         };
+        if (cluster) {
+                /* Answered once etcd has made it (or said that it exists). */
+                cluster_create(s->cluster, c, id, &f, count, exist_ok, open);
+                return NULL;
+        }
         r = server_add_group(s, &f, &g);
         if (r < 0) {
                 log_warning_errno(r, "Failed to create group %s: %m", name);
@@ -338,7 +352,10 @@ static void op_create(Client *c, uint64_t id, const Wg__V1__Create *m) {
                 m->gid,
                 m->has_count ? m->count : 0,
                 m->has_on_abandon,
-                m->on_abandon);
+                m->on_abandon,
+                m->has_cluster && m->cluster,
+                m->has_exist_ok && m->exist_ok,
+                /* open= */ false);
         if (g)
                 reply_group(c, id, g, false);
 }
@@ -400,7 +417,10 @@ static void op_open(Client *c, uint64_t id, const Wg__V1__Open *m) {
                         m->gid,
                         0,
                         m->has_on_abandon,
-                        m->on_abandon);
+                        m->on_abandon,
+                        m->has_cluster && m->cluster,
+                        /* exist_ok= */ !exclusive,
+                        /* open= */ true);
         else
                 g = find_or_reply(c, id, m->name, ACCESS_WRITE);
         if (!g)
@@ -410,8 +430,6 @@ static void op_open(Client *c, uint64_t id, const Wg__V1__Open *m) {
 }
 
 static void op_delete(Client *c, uint64_t id, const Wg__V1__Delete *m) {
-        Wg__V1__Response resp = WG__V1__RESPONSE__INIT;
-        Wg__V1__Deleted deleted = WG__V1__DELETED__INIT;
         Group *g;
 
         g = find_or_reply(c, id, m->name, ACCESS_READ);
@@ -428,14 +446,14 @@ static void op_delete(Client *c, uint64_t id, const Wg__V1__Delete *m) {
                 return;
         }
 
+        if (g->cluster) {
+                cluster_delete(server_of(c)->cluster, c, id, g);
+                return;
+        }
+
         server_delete_group(server_of(c), g);
         server_update_status(server_of(c));
-
-        resp.has_id = true;
-        resp.id = id;
-        resp.result_case = WG__V1__RESPONSE__RESULT_DELETED;
-        resp.deleted = &deleted;
-        client_reply(c, &resp, NULL);
+        reply_deleted(c, id);
 }
 
 struct list_context {
@@ -542,6 +560,10 @@ static void op_add(Client *c, uint64_t id, const char *name, int64_t delta) {
 
         if (!g)
                 return;
+        if (g->cluster) {
+                cluster_add(server_of(c)->cluster, c, id, g, delta);
+                return;
+        }
 
         r = wg_add(g->handle, delta);
         if (r == -ERANGE)
@@ -620,6 +642,10 @@ static void op_join(Client *c, uint64_t id, const Wg__V1__Join *m) {
         g = find_or_reply(c, id, m->name, ACCESS_WRITE);
         if (!g || !may_pass_or_reply(c, id))
                 return;
+        if (g->cluster) {
+                reply_error(c, id, -EOPNOTSUPP, "Members of cluster groups are not supported yet.");
+                return;
+        }
 
         if (server_of(c)->accounts.n_members >= server_of(c)->limits.members) {
                 reply_error(
@@ -665,7 +691,7 @@ static void op_join(Client *c, uint64_t id, const Wg__V1__Join *m) {
         resp.id = id;
         resp.result_case = WG__V1__RESPONSE__RESULT_JOINED;
         resp.joined = &joined;
-        client_reply(c, &resp, g->handle);
+        client_reply(c, &resp, g->shared);
 }
 
 /* A member may leave on the connection that joined, or, after a restart, as the same process. */
@@ -720,6 +746,10 @@ static void op_reset(Client *c, uint64_t id, const Wg__V1__Reset *m) {
 
         if (!g)
                 return;
+        if (g->cluster) {
+                cluster_reset(server_of(c)->cluster, c, id, g);
+                return;
+        }
         r = wg__reset(g->handle, &old);
         if (r < 0) {
                 reply_error(c, id, r, "Cannot reset '%s': %s.", g->name, strerror(-r));

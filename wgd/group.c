@@ -46,6 +46,10 @@ int group_park(Group *g) {
         char fdname[256];
         int r;
 
+        /* A cluster group lives in etcd: a restarted wgd reads it from there. */
+        if (g->cluster)
+                return 0;
+
         r = group_fdname(g, fdname, sizeof(fdname));
         if (r < 0)
                 return r;
@@ -71,9 +75,24 @@ int group_new(const GroupFields *f, Watcher *watcher, int fd, Group **ret) {
         };
         strcpy(g->name, f->name);
 
-        r = fd < 0 ? wg_new(&g->handle) : wg_from_fd(fd, &g->handle);
-        if (r < 0)
-                return r;
+        if (f->cluster) {
+                _cleanup_close_ int ro = -EBADF;
+
+                r = wg__new_mirror(f->name, &g->handle);
+                if (r < 0)
+                        return r;
+                ro = wg__mirror_fd_read_only(g->handle);
+                if (ro < 0)
+                        return ro;
+                r = wg_from_fd(ro, &g->shared);
+                if (r < 0)
+                        return r;
+        } else {
+                r = fd < 0 ? wg_new(&g->handle) : wg_from_fd(fd, &g->handle);
+                if (r < 0)
+                        return r;
+                g->shared = wg_ref(g->handle);
+        }
 
         *ret = TAKE_PTR(g);
         return 0;
@@ -84,6 +103,7 @@ Group *group_free(Group *g) {
                 return NULL;
 
         assert(!g->waits && !g->watch && !g->members);
+        wg_unref(g->shared);
         wg_unref(g->handle);
         free(g->records);
         free(g);
@@ -94,7 +114,7 @@ void group_mark_deleted(Group *g) {
         char fdname[256];
 
         wg__mark_deleted(g->handle);
-        if (group_fdname(g, fdname, sizeof(fdname)) >= 0)
+        if (!g->cluster && group_fdname(g, fdname, sizeof(fdname)) >= 0)
                 fdstore_remove(fdname);
 }
 
@@ -134,6 +154,10 @@ void group_info(const Group *g, Wg__V1__GroupInfo *info) {
         info->broken = !!(s & WG_STATE_BROKEN);
         info->has_on_abandon = true;
         info->on_abandon = g->on_abandon;
+        if (g->cluster) {
+                info->has_cluster = true;
+                info->cluster = true;
+        }
 }
 
 int fdname_field(const char **p, int base, uint64_t max, uint64_t *ret) {

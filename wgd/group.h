@@ -40,6 +40,13 @@ typedef struct MemberRecord {
 typedef struct Group {
         char name[WG_NAME_MAX + 1]; /* first: a table that compares names may read a Group as one */
         wg *handle;
+        /*
+         * A cluster group's: its state lives in etcd (cluster.c), @handle is a mirror that wgd
+         * alone writes, and clients get @shared, the same segment opened read-only. For a local
+         * group @shared is @handle.
+         */
+        struct ClusterGroup *cluster;
+        wg *shared;
         uid_t owner;
         gid_t gid;
         uint32_t mode;
@@ -74,6 +81,7 @@ typedef struct GroupFields {
         uint64_t created_usec;
         Wg__V1__AbandonPolicy on_abandon;
         const char *name; /* points into the fdstore name */
+        bool cluster;     /* a mirror of a cluster group (never from the fdstore, yet) */
 } GroupFields;
 
 /*

@@ -20,6 +20,7 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
+#include "cluster.h"
 #include "dispatch.h"
 #include "fdstore.h"
 #include "group-name.h"
@@ -33,6 +34,11 @@
 #define DEFAULT_IDLE_USEC (30 * UINT64_C(1000000))
 
 static const char *arg_socket = NULL;
+static char **arg_etcd = NULL; /* NULL-terminated endpoints; NULL: not a node of a cluster */
+static const char *arg_node_name = NULL;
+static const char *arg_etcd_user = NULL;
+static const char *arg_etcd_password_file = NULL;
+static const char *arg_etcd_ca = NULL, *arg_etcd_cert = NULL, *arg_etcd_key = NULL;
 static uint64_t arg_idle_usec = UINT64_MAX; /* not given: 30 s when socket-activated, else never */
 static ServerLimits arg_limits = {
         .groups = 4096,
@@ -78,6 +84,15 @@ static void help(void) {
                "     --max-passed-per-user=N         Segment fds sent to one uid's connections and\n"
                "                                     not read yet (Open, Join; default %u)\n"
                "     --max-passed=N                  The same for everybody (default %u)\n"
+               "     --etcd=URL[,URL...]             Be a node of the cluster whose groups live in\n"
+               "                                     this etcd (cluster groups; see wgd(8))\n"
+               "     --node-name=NAME                This node's name in the cluster (default: the\n"
+               "                                     host name)\n"
+               "     --etcd-user=USER                etcd's authentication, with the password in\n"
+               "     --etcd-password-file=PATH       the first line of PATH\n"
+               "     --etcd-cacert=PATH              TLS for https:// endpoints: the CA of etcd's\n"
+               "     --etcd-cert=PATH                certificate, and wgd's certificate and key\n"
+               "     --etcd-key=PATH\n"
                "     --log-level=LEVEL               err, warning, notice, info (default) or debug\n"
                "\n"
                "Under systemd: socket activation (FileDescriptorName=control), Type=notify, the\n"
@@ -108,6 +123,44 @@ static int parse_unsigned(const char *s, unsigned min, unsigned *ret) {
         return 0;
 }
 
+/* "URL[,URL...]", each http:// or https://. */
+static int parse_endpoints(const char *s) {
+        size_t n = 1;
+        char *copy, *state = NULL;
+
+        for (const char *p = s; *p; p++)
+                n += *p == ',';
+        free(arg_etcd ? arg_etcd[0] : NULL); /* the last --etcd counts */
+        free(arg_etcd);
+        arg_etcd = calloc(n + 1, sizeof(char *));
+        copy = strdup(s);
+        if (!arg_etcd || !copy) {
+                free(copy);
+                fprintf(stderr, "wgd: out of memory.\n");
+                return -ENOMEM;
+        }
+        /* arg_etcd[0] is the start of the copy: the strings are cut from it in place. */
+        n = 0;
+        for (char *u = strtok_r(copy, ",", &state); u; u = strtok_r(NULL, ",", &state)) {
+                if (strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0) {
+                        fprintf(stderr, "wgd: --etcd takes http:// or https:// URLs, not '%s'.\n", u);
+                        return -EINVAL;
+                }
+                arg_etcd[n++] = u;
+        }
+        if (n == 0 || arg_etcd[0] != copy) {
+                fprintf(stderr, "wgd: --etcd needs at least one URL, not '%s'.\n", s);
+                free(copy);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+/* Node names go into etcd's keys and into reports: as group names are. */
+static bool node_name_valid(const char *s) {
+        return group_name_valid(s);
+}
+
 static int parse_argv(int argc, char **argv) {
         enum {
                 ARG_VERSION = 0x100,
@@ -125,6 +178,13 @@ static int parse_argv(int argc, char **argv) {
                 ARG_MAX_PASSED_UID,
                 ARG_MAX_PASSED,
                 ARG_LOG_LEVEL,
+                ARG_ETCD,
+                ARG_NODE_NAME,
+                ARG_ETCD_USER,
+                ARG_ETCD_PASSWORD_FILE,
+                ARG_ETCD_CACERT,
+                ARG_ETCD_CERT,
+                ARG_ETCD_KEY,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -143,6 +203,13 @@ static int parse_argv(int argc, char **argv) {
                 { "max-passed-per-user", required_argument, NULL, ARG_MAX_PASSED_UID },
                 { "max-passed", required_argument, NULL, ARG_MAX_PASSED },
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
+                { "etcd", required_argument, NULL, ARG_ETCD },
+                { "node-name", required_argument, NULL, ARG_NODE_NAME },
+                { "etcd-user", required_argument, NULL, ARG_ETCD_USER },
+                { "etcd-password-file", required_argument, NULL, ARG_ETCD_PASSWORD_FILE },
+                { "etcd-cacert", required_argument, NULL, ARG_ETCD_CACERT },
+                { "etcd-cert", required_argument, NULL, ARG_ETCD_CERT },
+                { "etcd-key", required_argument, NULL, ARG_ETCD_KEY },
                 {}
         };
         unsigned u;
@@ -215,6 +282,36 @@ static int parse_argv(int argc, char **argv) {
                                 arg_limits.passes_per_uid = u;
                         else
                                 arg_limits.passes = u;
+                        break;
+                case ARG_ETCD:
+                        r = parse_endpoints(optarg);
+                        if (r < 0)
+                                return r;
+                        break;
+                case ARG_NODE_NAME:
+                        if (!node_name_valid(optarg)) {
+                                fprintf(stderr,
+                                        "wgd: --node-name takes 1 to 64 bytes of [A-Za-z0-9_.-], not "
+                                        "'%s'.\n",
+                                        optarg);
+                                return -EINVAL;
+                        }
+                        arg_node_name = optarg;
+                        break;
+                case ARG_ETCD_USER:
+                        arg_etcd_user = optarg;
+                        break;
+                case ARG_ETCD_PASSWORD_FILE:
+                        arg_etcd_password_file = optarg;
+                        break;
+                case ARG_ETCD_CACERT:
+                        arg_etcd_ca = optarg;
+                        break;
+                case ARG_ETCD_CERT:
+                        arg_etcd_cert = optarg;
+                        break;
+                case ARG_ETCD_KEY:
+                        arg_etcd_key = optarg;
                         break;
                 case ARG_LOG_LEVEL:
                         r = log_parse_level(optarg);
@@ -325,6 +422,60 @@ static void bump_nofile(void) {
                 log_debug_errno(negative_errno(), "Failed to raise the fd limit, ignoring: %m");
 }
 
+/* The first line of @path, without its newline; a secret, so wiped when freed by the caller. */
+static int read_first_line(const char *path, char **ret) {
+        _cleanup_free_ char *line = NULL;
+        size_t size = 0;
+        FILE *f;
+        ssize_t n;
+
+        f = fopen(path, "re");
+        if (!f)
+                return negative_errno();
+        n = getline(&line, &size, f);
+        fclose(f);
+        if (n < 0)
+                return -ENODATA;
+        line[strcspn(line, "\n")] = 0;
+        *ret = TAKE_PTR(line);
+        return 0;
+}
+
+static int start_cluster(Server *s) {
+        _cleanup_free_ char *password = NULL;
+        ClusterOptions o = {
+                .endpoints = (const char *const *) arg_etcd,
+                .node = arg_node_name,
+                .user = arg_etcd_user,
+                .ca_file = arg_etcd_ca,
+                .cert_file = arg_etcd_cert,
+                .key_file = arg_etcd_key,
+        };
+        int r;
+
+        if (!!arg_etcd_user != !!arg_etcd_password_file)
+                return log_error_errno(-EINVAL, "--etcd-user and --etcd-password-file go together.");
+        if (arg_etcd_password_file) {
+                r = read_first_line(arg_etcd_password_file, &password);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to read %s: %m", arg_etcd_password_file);
+                o.password = password;
+        }
+        r = cluster_new(s, &o, &s->cluster);
+        if (password)
+                explicit_bzero(password, strlen(password));
+        if (r == -EOPNOTSUPP)
+                return log_error_errno(r, "This wgd was built without etcd (meson -Detcd): no --etcd.");
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the cluster: %m");
+        log_info(
+                "A node of the cluster in etcd at %s%s, as %s.",
+                arg_etcd[0],
+                arg_etcd[1] ? " and more" : "",
+                cluster_node(s->cluster));
+        return 0;
+}
+
 static int run(void) {
         sd_event *event = NULL;
         Server *s = NULL;
@@ -400,6 +551,12 @@ static int run(void) {
                 log_info("Listening on %s", path);
         }
 
+        if (arg_etcd) {
+                r = start_cluster(s);
+                if (r < 0)
+                        goto finish;
+        }
+
         s->idle_usec = arg_idle_usec != UINT64_MAX ? arg_idle_usec :
                 s->socket_activated                ? DEFAULT_IDLE_USEC :
                                                      0;
@@ -417,6 +574,8 @@ static int run(void) {
                 log_error_errno(r, "Event loop failed: %m");
 
 finish:
+        if (s)
+                s->cluster = cluster_free(s->cluster);
         server_free(s);
         fdstore_teardown();
         sd_event_unref(event);

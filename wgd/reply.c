@@ -33,6 +33,17 @@ void reply_error(Client *c, uint64_t id, int error, const char *format, ...) {
         client_reply(c, &resp, NULL);
 }
 
+void reply_deleted(Client *c, uint64_t id) {
+        Wg__V1__Response resp = WG__V1__RESPONSE__INIT;
+        Wg__V1__Deleted deleted = WG__V1__DELETED__INIT;
+
+        resp.has_id = true;
+        resp.id = id;
+        resp.result_case = WG__V1__RESPONSE__RESULT_DELETED;
+        resp.deleted = &deleted;
+        client_reply(c, &resp, NULL);
+}
+
 void reply_group(Client *c, uint64_t id, Group *g, bool with_segment) {
         Wg__V1__Response resp = WG__V1__RESPONSE__INIT;
         Wg__V1__GroupInfo info = WG__V1__GROUP_INFO__INIT;
@@ -42,7 +53,7 @@ void reply_group(Client *c, uint64_t id, Group *g, bool with_segment) {
         resp.id = id;
         resp.result_case = WG__V1__RESPONSE__RESULT_GROUP;
         resp.group = &info;
-        client_reply(c, &resp, with_segment ? g->handle : NULL);
+        client_reply(c, &resp, with_segment ? g->shared : NULL);
 }
 
 /* Room for one GroupInfo with its members, kept well under the record cap. */

@@ -12,6 +12,9 @@
 void reply_error(Client *c, uint64_t id, int error, const char *format, ...)
         __attribute__((format(printf, 4, 5)));
 
+/* The answer to a Delete. */
+void reply_deleted(Client *c, uint64_t id);
+
 /* The group's info, with its segment's fd attached if @with_segment (Open, Join). */
 void reply_group(Client *c, uint64_t id, Group *g, bool with_segment);
 

@@ -15,6 +15,7 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "cluster-op.h"
 #include "fdstore.h"
 #include "log.h"
 #include "macro.h"
@@ -301,6 +302,7 @@ void server_drop_client(Server *s, Client *c) {
          * let go of it), so it is abandoned. Unless wgd itself is stopping: then the member
          * lives on in the fdstore, for the next wgd.
          */
+        cluster_ops_detach(c);
         while (c->members) {
                 Member *m = c->members;
 

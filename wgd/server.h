@@ -76,6 +76,7 @@ typedef struct Server {
         AccountTable accounts;
 
         Watcher *watcher;
+        struct Cluster *cluster; /* NULL: not a node of a cluster (no --etcd); main.c's */
 
         bool stopping; /* members outlive wgd's own exit: they are not abandoned then */
 

@@ -1,0 +1,390 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Cluster groups: three real wgd nodes (each its own socket, node name and directory) on one
+ * real etcd, started here on free ports of 127.0.0.1 with a fresh data directory. Clients speak
+ * wg.v1 to the nodes, and libwg works on the nodes' mirrors (wg_open, wg_add, wg_done, wg_wait)
+ * as on any group. Skipped, saying why, where etcd is not installed.
+ */
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "etcd-harness.h"
+#include "test-util.h"
+#include "wg.h"
+#include "wgd-harness.h"
+
+#define NODES 3
+
+typedef struct Fixture {
+        EtcdCluster etcd;
+        Harness nodes[NODES];
+} Fixture;
+
+static const char *const node_names[NODES] = { "alpha", "beta", "gamma" };
+
+static void node_start(Fixture *f, size_t i) {
+        char etcd_arg[512], node_arg[64];
+        size_t n = 0;
+
+        n += (size_t) snprintf(etcd_arg, sizeof(etcd_arg), "--etcd=");
+        for (size_t m = 0; f->etcd.endpoints[m]; m++)
+                n += (size_t) snprintf(
+                        etcd_arg + n, sizeof(etcd_arg) - n, "%s%s", m ? "," : "", f->etcd.endpoints[m]);
+        snprintf(node_arg, sizeof(node_arg), "--node-name=%s", node_names[i]);
+        harness_start(
+                &f->nodes[i],
+                (const char *const[]) {
+                        "--idle-timeout=0", "--log-level=warning", etcd_arg, node_arg, NULL });
+}
+
+static int setup(void **state) {
+        Fixture *f;
+
+        *state = NULL;
+        if (!etcd_binary())
+                return 0; /* each test skips, saying why */
+        f = calloc(1, sizeof(*f));
+        assert_non_null(f);
+        etcd_cluster_start(&f->etcd, 1);
+        for (size_t i = 0; i < NODES; i++) {
+                harness_init(&f->nodes[i]);
+                node_start(f, i);
+        }
+        *state = f;
+        return 0;
+}
+
+static int teardown(void **state) {
+        Fixture *f = *state;
+
+        if (!f)
+                return 0;
+        for (size_t i = 0; i < NODES; i++)
+                harness_done(&f->nodes[i]);
+        etcd_cluster_done(&f->etcd);
+        free(f);
+        return 0;
+}
+
+/* Each test starts with this: the fixture, or a skip where etcd is missing. */
+#define FIXTURE(state)                                                                                      \
+        ({                                                                                                  \
+                Fixture *_f = *(state);                                                                     \
+                if (!_f)                                                                                    \
+                        skip_test("no etcd here (Debian's etcd-server)");                                   \
+                _f;                                                                                         \
+        })
+
+/* libwg finds wgd through $WGD_SOCKET: point it at node @i. */
+static void use_node(Fixture *f, size_t i) {
+        assert_int_equal(setenv("WGD_SOCKET", f->nodes[i].socket_path, 1), 0);
+}
+
+static Wg__V1__Response *create_cluster(int fd, const char *name, uint64_t count, uint32_t mode) {
+        Wg__V1__Request req = WG__V1__REQUEST__INIT;
+        Wg__V1__Create m = WG__V1__CREATE__INIT;
+
+        m.name = (char *) name;
+        m.has_count = true;
+        m.count = count;
+        m.has_cluster = m.cluster = true;
+        if (mode) {
+                m.has_mode = true;
+                m.mode = mode;
+        }
+        req.op_case = WG__V1__REQUEST__OP_CREATE;
+        req.create = &m;
+        return pc_call(fd, &req, NULL);
+}
+
+/* Poll node @c's Stat of @name until it says @count and @generation (60 s at most). */
+static void stat_until(int c, const char *name, uint64_t count, uint64_t generation) {
+        uint64_t deadline = monotonic_usec() + 60 * UINT64_C(1000000);
+
+        for (;;) {
+                Wg__V1__Response *r = pc_stat(c, name);
+                bool there =
+                        pc_errnum(r) == 0 && r->group->count == count && r->group->generation == generation;
+
+                if (there) {
+                        assert_true(r->group->cluster);
+                        pc_free(r);
+                        return;
+                }
+                if (monotonic_usec() > deadline)
+                        fail_msg(
+                                "group %s: errno %d, count %" PRIu64 ", generation %" PRIu64
+                                "; expected %" PRIu64 ", %" PRIu64,
+                                name,
+                                pc_errnum(r),
+                                pc_errnum(r) ? 0 : r->group->count,
+                                pc_errnum(r) ? 0 : r->group->generation,
+                                count,
+                                generation);
+                pc_free(r);
+                sleep_usec(10000);
+        }
+}
+
+/*
+ * Add on alpha, done on beta (the protocol) and on gamma (libwg on gamma's mirror): waiters on
+ * all three nodes return, protocol Waits and wg_wait() alike, and every node agrees.
+ */
+static void test_three_nodes(void **state) {
+        Fixture *f = FIXTURE(state);
+        int c[NODES];
+        wg *g;
+        pid_t waiter;
+
+        for (size_t i = 0; i < NODES; i++)
+                c[i] = pc_connect(f->nodes[i].socket_path);
+        pc_expect(create_cluster(c[0], "build", 0, 0666), 0);
+        for (size_t i = 0; i < NODES; i++)
+                stat_until(c[i], "build", 0, 0);
+
+        pc_expect(pc_add(c[0], "build", 2), 0);
+        for (size_t i = 0; i < NODES; i++)
+                stat_until(c[i], "build", 2, 0);
+
+        /* A protocol Wait on each node, and a libwg waiter on beta's mirror in another process. */
+        for (size_t i = 0; i < NODES; i++)
+                pc_wait_send(c[i], 50 + i, "build", UINT64_MAX);
+        use_node(f, 1);
+        assert_int_equal(wg_open("build", 0, &g), 0);
+        waiter = fork();
+        assert_true(waiter >= 0);
+        if (waiter == 0)
+                _exit(wg_wait(g, 60 * UINT64_C(1000000)) == 0 ? 0 : 1);
+
+        pc_expect(pc_add(c[1], "build", -1), 0);
+        for (size_t i = 0; i < NODES; i++)
+                stat_until(c[i], "build", 1, 0);
+
+        /* The last done through libwg, on gamma: a mirror's wg_done() is a request to its node. */
+        {
+                wg *mirror;
+
+                use_node(f, 2);
+                assert_int_equal(wg_open("build", 0, &mirror), 0);
+                assert_int_equal(wg_done(mirror), 0);
+                assert_int_equal(wg_done(mirror), -ERANGE); /* below zero, from etcd's own count */
+                wg_unref(mirror);
+        }
+
+        for (size_t i = 0; i < NODES; i++) {
+                Wg__V1__Response *r = pc_recv(c[i], NULL);
+
+                assert_int_equal(r->id, 50 + i);
+                pc_expect(r, 0);
+                stat_until(c[i], "build", 0, 1);
+        }
+        assert_int_equal(reap(waiter), 0);
+        wg_unref(g);
+
+        /* Delete on gamma: gone everywhere. */
+        pc_expect(pc_delete(c[2], "build"), 0);
+        for (size_t i = 0; i < NODES; i++) {
+                uint64_t deadline = monotonic_usec() + 60 * UINT64_C(1000000);
+                Wg__V1__Response *r;
+
+                while (pc_errnum(r = pc_stat(c[i], "build")) != ENOENT) {
+                        assert_true(monotonic_usec() < deadline);
+                        pc_free(r);
+                        sleep_usec(10000);
+                }
+                pc_free(r);
+                close(c[i]);
+        }
+}
+
+/*
+ * Every add and done counts once, cluster-wide: three processes, one per node, each do their
+ * dones on their node's mirror as fast as they can, against one group; nothing is lost or
+ * doubled (a lost done leaves the count above zero, a doubled one meets ERANGE), and the
+ * generation ends exactly once.
+ */
+static void test_concurrent_dones(void **state) {
+        enum { PER_NODE = 150 };
+        Fixture *f = FIXTURE(state);
+        pid_t pids[NODES];
+        int c = pc_connect(f->nodes[0].socket_path);
+
+        pc_expect(create_cluster(c, "shards", NODES * PER_NODE, 0666), 0);
+        for (size_t i = 0; i < NODES; i++) {
+                int n = pc_connect(f->nodes[i].socket_path);
+
+                stat_until(n, "shards", NODES * PER_NODE, 0);
+                close(n);
+        }
+        for (size_t i = 0; i < NODES; i++) {
+                pids[i] = fork();
+                assert_true(pids[i] >= 0);
+                if (pids[i] == 0) {
+                        wg *g;
+
+                        if (setenv("WGD_SOCKET", f->nodes[i].socket_path, 1) < 0 ||
+                            wg_open("shards", 0, &g) < 0)
+                                _exit(10);
+                        for (unsigned k = 0; k < PER_NODE; k++) {
+                                int r = wg_done(g);
+
+                                if (r < 0) {
+                                        fprintf(stderr,
+                                                "done %u on %s: %s\n",
+                                                k,
+                                                node_names[i],
+                                                strerror(-r));
+                                        _exit(11);
+                                }
+                        }
+                        _exit(wg_wait(g, 60 * UINT64_C(1000000)) == 0 ? 0 : 12);
+                }
+        }
+        for (size_t i = 0; i < NODES; i++)
+                assert_int_equal(reap(pids[i]), 0);
+        for (size_t i = 0; i < NODES; i++) {
+                int n = pc_connect(f->nodes[i].socket_path);
+
+                stat_until(n, "shards", 0, 1);
+                close(n);
+        }
+        close(c);
+}
+
+/*
+ * etcd stopped under a stream of dones, then continued: the dones wait for it (within their
+ * deadline), none is lost or doubled, no waiter is released early; meanwhile local groups keep
+ * working.
+ */
+static void test_etcd_stopped(void **state) {
+        enum { DONES = 40 };
+        Fixture *f = FIXTURE(state);
+        int c = pc_connect(f->nodes[0].socket_path), w = pc_connect(f->nodes[1].socket_path), report[2];
+        pid_t worker;
+        char byte;
+
+        pc_expect(create_cluster(c, "stream", DONES + 1, 0666), 0);
+        stat_until(w, "stream", DONES + 1, 0);
+        {
+                int n = pc_connect(f->nodes[2].socket_path);
+
+                stat_until(n, "stream", DONES + 1, 0); /* gamma has it too, for the worker */
+                close(n);
+        }
+        pc_wait_send(w, 77, "stream", UINT64_MAX);
+        pc_expect(pc_stat(w, "stream"), 0); /* beta has the Wait */
+
+        assert_int_equal(pipe2(report, O_CLOEXEC), 0);
+        worker = fork();
+        assert_true(worker >= 0);
+        if (worker == 0) {
+                wg *g;
+
+                close(report[0]);
+                if (setenv("WGD_SOCKET", f->nodes[2].socket_path, 1) < 0 || wg_open("stream", 0, &g) < 0)
+                        _exit(10);
+                for (unsigned k = 0; k < DONES; k++) {
+                        int r = wg_done(g);
+
+                        if (r < 0) {
+                                fprintf(stderr, "done %u: %s\n", k, strerror(-r));
+                                _exit(11);
+                        }
+                        if (k == DONES / 4 && write(report[1], "q", 1) != 1)
+                                _exit(12);
+                }
+                _exit(0);
+        }
+        close(report[1]);
+
+        /* A quarter in, stop etcd; local groups are served meanwhile; then continue it. */
+        if (read(report[0], &byte, 1) != 1)
+                fail_msg("the worker gave up: exit %d", reap(worker));
+        etcd_member_signal(&f->etcd, 0, SIGSTOP);
+        pc_expect(pc_create(c, "local-meanwhile", 0, 1), 0);
+        pc_expect(pc_add(c, "local-meanwhile", -1), 0);
+        {
+                struct pollfd p = { .fd = w, .events = POLLIN };
+
+                /* The Wait is not released: its generation has a done outstanding. */
+                assert_int_equal(poll(&p, 1, 0), 0);
+        }
+        sleep_usec(
+                2 * 1000000); /* "a few seconds" of etcd stopped: what is tested is that nothing is lost */
+        etcd_member_signal(&f->etcd, 0, SIGCONT);
+        close(report[0]);
+        assert_int_equal(reap(worker), 0);
+
+        stat_until(w, "stream", 1, 0);
+        {
+                struct pollfd p = { .fd = w, .events = POLLIN };
+
+                assert_int_equal(poll(&p, 1, 0), 0);
+        }
+        pc_expect(pc_add(c, "stream", -1), 0);
+        {
+                Wg__V1__Response *r = pc_recv(w, NULL);
+
+                assert_int_equal(r->id, 77);
+                pc_expect(r, 0);
+        }
+        stat_until(c, "stream", 0, 1);
+        close(c);
+        close(w);
+}
+
+/* Without an etcd to talk to, a cluster request fails in bounded time; local groups work. */
+static void test_no_etcd(void **state) {
+        Fixture *f = FIXTURE(state);
+        uint64_t t0;
+        int c;
+
+        etcd_member_signal(&f->etcd, 0, SIGKILL);
+        c = pc_connect(f->nodes[0].socket_path);
+        t0 = monotonic_usec();
+        {
+                Wg__V1__Response *r = create_cluster(c, "unreachable", 0, 0);
+                int e = pc_errnum(r);
+
+                assert_true(e == EHOSTUNREACH || e == ETIMEDOUT);
+                pc_free(r);
+        }
+        /* Bounded by the node's call timeout (5 s), with room for a slow machine. */
+        assert_true(monotonic_usec() - t0 < 30 * UINT64_C(1000000));
+        pc_expect(pc_create(c, "local", 0, 0), 0);
+
+        /* A wgd that is not a node at all says so. */
+        harness_stop(&f->nodes[1], SIGTERM);
+        harness_start(&f->nodes[1], (const char *const[]) { "--idle-timeout=0", "--log-level=err", NULL });
+        close(c);
+        c = pc_connect(f->nodes[1].socket_path);
+        pc_expect(create_cluster(c, "nowhere", 0, 0), EOPNOTSUPP);
+        close(c);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_three_nodes, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_concurrent_dones, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_etcd_stopped, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_no_etcd, setup, teardown),
+        };
+
+        if (getenv("WG_TEST_FILTER"))
+                cmocka_set_test_filter(getenv("WG_TEST_FILTER"));
+        return cmocka_run_group_tests_name("cluster", tests, NULL, NULL);
+}

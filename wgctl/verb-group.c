@@ -22,6 +22,7 @@ enum {
         OPT_MODE,
         OPT_EXIST_OK,
         OPT_ON_ABANDON,
+        OPT_CLUSTER,
 };
 
 static const char *state_name(Wg__V1__MemberState state) {
@@ -64,8 +65,17 @@ static void print_json(const Wg__V1__GroupInfo *g, bool members) {
         printf(",\"count\":%" PRIu64 ",\"generation\":%" PRIu64 ",\"waiters\":%u,\"futex_waiters\":%s,"
                "\"owner\":%u,\"gid\":%u,\"mode\":\"%04o\",\"created_usec\":%" PRIu64
                ",\"broken\":%s,\"on_abandon\":\"%s\"",
-               g->count, g->generation, g->waiters, g->futex_waiters ? "true" : "false", g->owner, g->gid, g->mode,
-               g->created_usec, g->broken ? "true" : "false", policy_name(g->on_abandon));
+               g->count,
+               g->generation,
+               g->waiters,
+               g->futex_waiters ? "true" : "false",
+               g->owner,
+               g->gid,
+               g->mode,
+               g->created_usec,
+               g->broken ? "true" : "false",
+               policy_name(g->on_abandon));
+        printf(",\"scope\":\"%s\"", g->cluster ? "cluster" : "local");
         if (members) {
                 printf(",\"members\":[");
                 for (size_t i = 0; i < g->n_members; i++) {
@@ -75,6 +85,10 @@ static void print_json(const Wg__V1__GroupInfo *g, bool members) {
                                ",\"description\":",
                                i > 0 ? "," : "", m->pid, state_name(m->state), m->status, m->generation);
                         json_string(m->description, stdout);
+                        if (m->node) {
+                                printf(",\"node\":");
+                                json_string(m->node, stdout);
+                        }
                         printf("}");
                 }
                 printf("]");
@@ -104,6 +118,7 @@ static void print_human(const Wg__V1__GroupInfo *g) {
         fputs("name: ", stdout);
         fputs_escaped(g->name, stdout);
         putchar('\n');
+        printf("scope: %s\n", g->cluster ? "cluster" : "local");
         printf("count: %" PRIu64 "\n", g->count);
         printf("generation: %" PRIu64 "\n", g->generation);
         printf("waiters: %u%s\n", g->waiters, g->futex_waiters ? " (and processes on the segment)" : "");
@@ -123,7 +138,12 @@ static void print_human(const Wg__V1__GroupInfo *g) {
 
                 if (m->generation != g->generation)
                         continue;
-                printf("member: %u %s", m->pid, state_name(m->state));
+                printf("member: %u", m->pid);
+                if (m->node) {
+                        fputs("@", stdout);
+                        fputs_escaped(m->node, stdout);
+                }
+                printf(" %s", state_name(m->state));
                 if (m->state == WG__V1__MEMBER_STATE__MEMBER_STATE_FAILED)
                         printf(" (status %d)", m->status);
                 fputs(": ", stdout);
@@ -181,6 +201,7 @@ int verb_create(int argc, char **argv) {
                 { "mode", required_argument, NULL, OPT_MODE },
                 { "exist-ok", no_argument, NULL, OPT_EXIST_OK },
                 { "on-abandon", required_argument, NULL, OPT_ON_ABANDON },
+                { "cluster", no_argument, NULL, OPT_CLUSTER },
                 {},
         };
         _cleanup_(wg__response_freep) Wg__V1__Response *resp = NULL;
@@ -200,7 +221,9 @@ int verb_create(int argc, char **argv) {
                                   "  --exist-ok    succeed if the group exists\n"
                                   "  --on-abandon done|break\n"
                                   "                when a member dies without leaving: count it done and report\n"
-                                  "                it (default), or break the group until 'wgctl reset'\n");
+                                  "                it (default), or break the group until 'wgctl reset'\n"
+                                  "  --cluster     a cluster group, shared through etcd by every wgd of the\n"
+                                  "                cluster (wgd --etcd)\n");
                         return EXIT_OK;
                 case OPT_COUNT:
                         if (strcmp(optarg, "0") == 0)
@@ -220,6 +243,9 @@ int verb_create(int argc, char **argv) {
                         break;
                 case OPT_EXIST_OK:
                         m.has_exist_ok = m.exist_ok = true;
+                        break;
+                case OPT_CLUSTER:
+                        m.has_cluster = m.cluster = true;
                         break;
                 case OPT_ON_ABANDON:
                         m.has_on_abandon = true;

@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include "etcd-harness.h"
+#include "macro.h"
 #include "test-util.h"
 #include "wg.h"
 #include "wgd-harness.h"
@@ -376,11 +377,92 @@ static void test_no_etcd(void **state) {
         close(c);
 }
 
+/* Run wgctl against node @i; its exit status. stdout goes to @out (may be NULL: /dev/null). */
+static int wgctl(Fixture *f, size_t i, const char *out, const char *const *args) {
+        const char *argv[16] = { getenv("WG_WGCTL") };
+        size_t n = 1;
+        pid_t pid;
+
+        assert_non_null(argv[0]);
+        for (; args[n - 1] && n < ELEMENTSOF(argv) - 1; n++)
+                argv[n] = args[n - 1];
+        argv[n] = NULL;
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                int fd = open(out ? out : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+                if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0 ||
+                    setenv("WGD_SOCKET", f->nodes[i].socket_path, 1) < 0)
+                        _exit(120);
+                execv(argv[0], (char *const *) argv);
+                _exit(127);
+        }
+        return reap(pid);
+}
+
+static bool file_has(const char *path, const char *text) {
+        char buf[8192];
+        ssize_t n;
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+        assert_true(fd >= 0);
+        n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        assert_true(n >= 0);
+        buf[n] = 0;
+        return strstr(buf, text) != NULL;
+}
+
+/* The README's example: wgctl on three machines, one group. */
+static void test_wgctl(void **state) {
+        Fixture *f = FIXTURE(state);
+        char out[400];
+        pid_t waiter;
+
+        snprintf(out, sizeof(out), "%s/out", f->nodes[0].dir);
+        assert_int_equal(
+                wgctl(f,
+                      0,
+                      NULL,
+                      (const char *const[]) {
+                              "create", "shards", "--cluster", "--count", "2", "--mode", "0666", NULL }),
+                0);
+        assert_int_equal(wgctl(f, 0, out, (const char *const[]) { "status", "shards", "--json", NULL }), 0);
+        assert_true(file_has(out, "\"scope\":\"cluster\""));
+        assert_true(file_has(out, "\"count\":2"));
+
+        /* A wait on alpha, in the background, ended by dones on beta and gamma. */
+        {
+                int c = pc_connect(f->nodes[1].socket_path), d = pc_connect(f->nodes[2].socket_path);
+
+                stat_until(c, "shards", 2, 0);
+                stat_until(d, "shards", 2, 0);
+                close(c);
+                close(d);
+        }
+        waiter = fork();
+        assert_true(waiter >= 0);
+        if (waiter == 0)
+                _exit(wgctl(
+                        f, 0, NULL, (const char *const[]) { "wait", "shards", "--timeout", "60s", NULL }));
+        assert_int_equal(wgctl(f, 1, NULL, (const char *const[]) { "done", "shards", NULL }), 0);
+        assert_int_equal(wgctl(f, 2, NULL, (const char *const[]) { "done", "shards", NULL }), 0);
+        assert_int_equal(reap(waiter), 0);
+        /* Below zero, as etcd counts: the usage of a counter gone wrong, exit 125 as for a local group. */
+        assert_int_equal(wgctl(f, 2, NULL, (const char *const[]) { "done", "shards", NULL }), 125);
+        assert_int_equal(wgctl(f, 1, out, (const char *const[]) { "status", "shards", NULL }), 0);
+        assert_true(file_has(out, "scope: cluster"));
+        assert_true(file_has(out, "generation: 1"));
+        assert_int_equal(wgctl(f, 1, NULL, (const char *const[]) { "delete", "shards", NULL }), 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_three_nodes, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_concurrent_dones, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_etcd_stopped, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_wgctl, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_no_etcd, setup, teardown),
         };
 

@@ -52,7 +52,7 @@ static void node_start(Fixture *f, size_t i) {
                         "--idle-timeout=0", "--log-level=warning", etcd_arg, node_arg, NULL });
 }
 
-static int setup(void **state) {
+static int setup_members(void **state, size_t members) {
         Fixture *f;
 
         *state = NULL;
@@ -60,13 +60,22 @@ static int setup(void **state) {
                 return 0; /* each test skips, saying why */
         f = calloc(1, sizeof(*f));
         assert_non_null(f);
-        etcd_cluster_start(&f->etcd, 1);
+        etcd_cluster_start(&f->etcd, members);
         for (size_t i = 0; i < NODES; i++) {
                 harness_init(&f->nodes[i]);
                 node_start(f, i);
         }
         *state = f;
         return 0;
+}
+
+static int setup(void **state) {
+        return setup_members(state, 1);
+}
+
+/* etcd as a cluster of three members: every node knows all three. */
+static int setup3(void **state) {
+        return setup_members(state, 3);
 }
 
 static int teardown(void **state) {
@@ -457,11 +466,77 @@ static void test_wgctl(void **state) {
         assert_int_equal(wgctl(f, 1, NULL, (const char *const[]) { "delete", "shards", NULL }), 0);
 }
 
+/*
+ * A three-member etcd, one member killed while three processes do their dones, one per node:
+ * calls go on to the other members, watches are taken up again from where they stopped, and
+ * every done counts once.
+ */
+static void test_etcd_member_killed(void **state) {
+        enum { PER_NODE = 60 };
+        Fixture *f = FIXTURE(state);
+        pid_t pids[NODES];
+        int report[2], c = pc_connect(f->nodes[0].socket_path);
+        char byte;
+
+        pc_expect(create_cluster(c, "sturdy", NODES * PER_NODE, 0666), 0);
+        for (size_t i = 0; i < NODES; i++) {
+                int n = pc_connect(f->nodes[i].socket_path);
+
+                stat_until(n, "sturdy", NODES * PER_NODE, 0);
+                close(n);
+        }
+        assert_int_equal(pipe2(report, O_CLOEXEC), 0);
+        for (size_t i = 0; i < NODES; i++) {
+                pids[i] = fork();
+                assert_true(pids[i] >= 0);
+                if (pids[i] == 0) {
+                        wg *g;
+
+                        close(report[0]);
+                        if (setenv("WGD_SOCKET", f->nodes[i].socket_path, 1) < 0 ||
+                            wg_open("sturdy", 0, &g) < 0)
+                                _exit(10);
+                        for (unsigned k = 0; k < PER_NODE; k++) {
+                                int r = wg_done(g);
+
+                                if (r < 0) {
+                                        fprintf(stderr,
+                                                "done %u on %s: %s\n",
+                                                k,
+                                                node_names[i],
+                                                strerror(-r));
+                                        _exit(11);
+                                }
+                                if (k == PER_NODE / 3 && write(report[1], "q", 1) != 1)
+                                        _exit(12);
+                        }
+                        _exit(wg_wait(g, 60 * UINT64_C(1000000)) == 0 ? 0 : 13);
+                }
+        }
+        close(report[1]);
+        /* A third in on one node: kill the member every node talks to first. */
+        if (read(report[0], &byte, 1) != 1)
+                fail_msg("a worker gave up before a third of its dones");
+        etcd_member_signal(&f->etcd, 0, SIGKILL);
+        /* Open until all are done: the other workers write their byte too. */
+        for (size_t i = 0; i < NODES; i++)
+                assert_int_equal(reap(pids[i]), 0);
+        close(report[0]);
+        for (size_t i = 0; i < NODES; i++) {
+                int n = pc_connect(f->nodes[i].socket_path);
+
+                stat_until(n, "sturdy", 0, 1);
+                close(n);
+        }
+        close(c);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_three_nodes, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_concurrent_dones, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_etcd_stopped, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_etcd_member_killed, setup3, teardown),
                 cmocka_unit_test_setup_teardown(test_wgctl, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_no_etcd, setup, teardown),
         };

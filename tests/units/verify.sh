@@ -36,11 +36,12 @@ fail() {
         failed=1
 }
 
-# The configured units must name the installed wgd: no placeholder left, an absolute path.
+# The configured units must name the installed wgd: no placeholder left, an absolute path,
+# and the options of a drop-in (WGD_OPTIONS, empty unless one sets it).
 for f in "$system_service" "$user_service"; do
         line=$(grep '^ExecStart=' "$f")
-        if [ "$line" != "ExecStart=$installed_wgd" ]; then
-                fail "$f: '$line', expected 'ExecStart=$installed_wgd'"
+        if [ "$line" != "ExecStart=$installed_wgd \$WGD_OPTIONS" ]; then
+                fail "$f: '$line', expected 'ExecStart=$installed_wgd \$WGD_OPTIONS'"
         fi
         if grep -n '@[a-z_]*@' "$f"; then
                 fail "$f: placeholder left unsubstituted"

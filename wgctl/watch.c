@@ -17,12 +17,14 @@
 #define _GNU_SOURCE
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "macro.h"
 #include "segment.h"
@@ -39,24 +41,35 @@ static struct {
         uint64_t generation;
         int sock;
         bool newline; /* a progress bar is on the line: end it before saying anything */
+
+        /* The thread, joined by watch_end(), which wakes it through the pipe. */
+        pthread_t thread;
+        bool started;
+        int wake[2];
 } watch = {
         .lock = PTHREAD_MUTEX_INITIALIZER,
         .sock = -EBADF,
+        .wake = { -EBADF, -EBADF },
 };
 
-/* Sleep until the connection @sock ends: wgd closed it, by dying or stopping. */
+/* Sleep until the connection @sock ends (wgd closed it, by dying or stopping), or watch_end(). */
 static void wait_for_hangup(int sock) {
         for (;;) {
-                struct pollfd p = { .fd = sock, .events = POLLIN | POLLRDHUP };
+                struct pollfd p[2] = {
+                        { .fd = sock, .events = POLLIN | POLLRDHUP },
+                        { .fd = watch.wake[0], .events = POLLIN },
+                };
                 char byte;
                 ssize_t n;
 
-                if (poll(&p, 1, -1) < 0) {
+                if (poll(p, 2, -1) < 0) {
                         if (errno == EINTR)
                                 continue;
                         return; /* cannot watch: as good as lost, and asking again tells */
                 }
-                if (p.revents & (POLLHUP | POLLRDHUP | POLLERR | POLLNVAL))
+                if (p[1].revents)
+                        return;
+                if (p[0].revents & (POLLHUP | POLLRDHUP | POLLERR | POLLNVAL))
                         return;
 
                 /*
@@ -80,8 +93,15 @@ static void *watch_thread(void *userdata) {
         int r;
 
         for (;;) {
+                bool decided;
+
                 wait_for_hangup(watch.sock);
                 watch.sock = safe_close(watch.sock);
+                pthread_mutex_lock(&watch.lock);
+                decided = watch.decided;
+                pthread_mutex_unlock(&watch.lock);
+                if (decided)
+                        return NULL; /* watch_end(): the main thread has its result */
 
                 r = daemon_reopen(watch.name, watch.g, &watch.sock);
                 if (r < 0)
@@ -101,7 +121,6 @@ static void *watch_thread(void *userdata) {
 }
 
 int watch_wgd(const char *name, wg *g, uint64_t generation, int sock, bool newline) {
-        pthread_t thread;
         int r;
 
         assert(sock >= 0);
@@ -113,12 +132,16 @@ int watch_wgd(const char *name, wg *g, uint64_t generation, int sock, bool newli
         watch.sock = sock;
         watch.newline = newline;
 
-        r = pthread_create(&thread, NULL, watch_thread, NULL);
+        if (pipe2(watch.wake, O_CLOEXEC) < 0) {
+                watch.sock = safe_close(watch.sock);
+                return negative_errno();
+        }
+        r = pthread_create(&watch.thread, NULL, watch_thread, NULL);
         if (r != 0) {
                 watch.sock = safe_close(watch.sock);
                 return -r;
         }
-        (void) pthread_detach(thread);
+        watch.started = true;
         return 0;
 }
 
@@ -126,4 +149,8 @@ void watch_end(void) {
         pthread_mutex_lock(&watch.lock);
         watch.decided = true;
         pthread_mutex_unlock(&watch.lock);
+
+        /* Wake the thread and wait for it: no thread is left running when the process exits. */
+        if (watch.started && write(watch.wake[1], "", 1) == 1)
+                (void) pthread_join(watch.thread, NULL);
 }

@@ -36,6 +36,10 @@ void cluster_reset(Cluster *k, Client *c, uint64_t id, Group *g) {
         reply_error(c, id, -EOPNOTSUPP, "This wgd was built without cluster groups.");
 }
 
+void cluster_join(Cluster *k, Client *c, uint64_t id, Group *g, const char *description) {
+        reply_error(c, id, -EOPNOTSUPP, "This wgd was built without cluster groups.");
+}
+
 void cluster_delete(Cluster *k, Client *c, uint64_t id, Group *g) {
         reply_error(c, id, -EOPNOTSUPP, "This wgd was built without cluster groups.");
 }

@@ -18,6 +18,9 @@ typedef enum ClusterOpKind {
         CLUSTER_OP_RESET,
         CLUSTER_OP_CREATE,
         CLUSTER_OP_DELETE,
+        CLUSTER_OP_JOIN,    /* a member of this node joins: alone in its transaction */
+        CLUSTER_OP_END,     /* a member of this node ends (Leave, death): alone too */
+        CLUSTER_OP_ABANDON, /* a member whose node's lease is gone: alone too */
 } ClusterOpKind;
 
 typedef struct ClusterOp {
@@ -25,7 +28,12 @@ typedef struct ClusterOp {
         Client *client; /* NULL once the connection is gone */
         uint64_t id;
         int64_t delta;
-        int result; /* in the transaction being tried: 0, or the errno it will be answered */
+        int result;            /* in the transaction being tried: 0, or the errno it will be answered */
+        struct Member *member; /* JOIN: not linked anywhere yet, the op's; END: its group's */
+        char *key;             /* JOIN, END, ABANDON: the member's "NODE.ID" */
+        struct RemoteMember *remote; /* ABANDON: the member as etcd has it */
+        int state;                   /* END, ABANDON: how it ended (Wg__V1__MemberState) */
+        int32_t status;
         LIST_FIELDS(struct ClusterOp, by_client);
         LIST_FIELDS(struct ClusterOp, by_owner); /* its group's queue, or the cluster's calls */
 } ClusterOp;

@@ -29,6 +29,7 @@
 #include "etcd.h"
 #include "log.h"
 #include "macro.h"
+#include "member.h"
 #include "reply.h"
 #include "segment.h"
 #include "time-util.h"
@@ -36,6 +37,7 @@
 
 #define KEY_PREFIX "/wg/v1/g/"
 #define STREQ(a, b) (strcmp((a), (b)) == 0)
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
 /* Changes of one group batched into one transaction, at most. */
 #define BATCH_MAX 256
 /* How long a change may take to get through to etcd, retries included. */
@@ -46,6 +48,9 @@
 typedef struct State {
         uint64_t count, generation;
         bool broken;
+        /* How the members of the last generation in which one ended did, as the segment says. */
+        bool has_outcome;
+        struct wg_outcome outcome;
 } State;
 
 struct ClusterGroup {
@@ -54,8 +59,7 @@ struct ClusterGroup {
 
         /* The state as last applied, and its key's mod_revision. */
         int64_t state_revision;
-        uint64_t count, generation;
-        bool broken;
+        State cur;
 
         ClusterOp *queue; /* waiting for the next transaction, oldest last */
         ClusterOp *batch; /* in the transaction in flight */
@@ -63,6 +67,7 @@ struct ClusterGroup {
         sd_event_source *retry;
         uint64_t seq;            /* op/NODE of the transaction in flight */
         State base;              /* the state it was worked out against: its answers' */
+        State pending;           /* a member's transaction: the state it writes */
         int64_t base_revision;   /* and that state's mod_revision, which it compares */
         uint64_t batch_deadline; /* CLOCK_MONOTONIC: give up on it then */
         int last_error;          /* of the last try that got no answer */
@@ -85,6 +90,17 @@ struct Cluster {
         EtcdWatch *watch;
         int64_t watch_from; /* where the watch (re)starts; 0: sync first */
         sd_event_source *resync;
+
+        /*
+         * The node's lease: its members' presence keys live as long as it does. Kept alive every
+         * third of its TTL; a node that cannot renew it in time has lost its members, as etcd
+         * will have deleted their keys (and another node abandoned them).
+         */
+        uint64_t lease_ttl_usec;
+        int64_t lease; /* 0: none yet, or lost */
+        EtcdCall *lease_call;
+        sd_event_source *lease_timer;
+        uint64_t lease_renewed; /* CLOCK_MONOTONIC */
 };
 
 /* ---- keys and values ------------------------------------------------------------------ */
@@ -181,11 +197,28 @@ static json_object *state_json(const State *st) {
                 return NULL;
         if (json_object_object_add(o, "count", json_object_new_int64((int64_t) st->count)) < 0 ||
             json_object_object_add(o, "generation", json_object_new_int64((int64_t) st->generation)) < 0 ||
-            json_object_object_add(o, "broken", json_object_new_boolean(st->broken)) < 0) {
-                json_object_put(o);
-                return NULL;
+            json_object_object_add(o, "broken", json_object_new_boolean(st->broken)) < 0)
+                goto fail;
+        if (st->has_outcome) {
+                json_object *out = json_object_new_object();
+
+                if (!out || json_object_object_add(o, "outcome", out) < 0) {
+                        json_object_put(out);
+                        goto fail;
+                }
+                if (json_object_object_add(
+                            out, "generation", json_object_new_int64(st->outcome.generation)) < 0 ||
+                    json_object_object_add(out, "succeeded", json_object_new_int64(st->outcome.succeeded)) <
+                            0 ||
+                    json_object_object_add(out, "failed", json_object_new_int64(st->outcome.failed)) < 0 ||
+                    json_object_object_add(out, "abandoned", json_object_new_int64(st->outcome.abandoned)) <
+                            0)
+                        goto fail;
         }
         return o;
+fail:
+        json_object_put(o);
+        return NULL;
 }
 
 static int state_parse(const char *value, size_t len, State *ret) {
@@ -199,6 +232,22 @@ static int state_parse(const char *value, size_t len, State *ret) {
             json_u64(o, "generation", WG_STATE_GEN_MASK, &ret->generation) < 0)
                 goto finish;
         ret->broken = json_object_object_get_ex(o, "broken", &b) && json_object_get_boolean(b);
+        ret->has_outcome = json_object_object_get_ex(o, "outcome", &b);
+        if (ret->has_outcome) {
+                uint64_t gen, succeeded, failed, abandoned;
+
+                if (json_u64(b, "generation", WG_STATE_GEN_MASK, &gen) < 0 ||
+                    json_u64(b, "succeeded", UINT32_MAX, &succeeded) < 0 ||
+                    json_u64(b, "failed", UINT32_MAX, &failed) < 0 ||
+                    json_u64(b, "abandoned", UINT32_MAX, &abandoned) < 0)
+                        goto finish;
+                ret->outcome = (struct wg_outcome) {
+                        .generation = (uint32_t) gen,
+                        .succeeded = (uint32_t) succeeded,
+                        .failed = (uint32_t) failed,
+                        .abandoned = (uint32_t) abandoned,
+                };
+        }
         r = 0;
 finish:
         json_object_put(o);
@@ -214,6 +263,29 @@ static json_object *request_put(const char *key, json_object *value) {
             etcd_json_add_bytes(put, "value", text, strlen(text)) < 0 ||
             json_object_object_add(req, "request_put", TAKE_PTR(put)) < 0) {
                 json_object_put(put);
+                json_object_put(req);
+                return NULL;
+        }
+        return req;
+}
+
+/* A put of @key tied to @lease (etcd deletes it when the lease expires). */
+static json_object *request_put_leased(const char *key, json_object *value, int64_t lease) {
+        json_object *req = request_put(key, value), *put;
+
+        if (req && json_object_object_get_ex(req, "request_put", &put) &&
+            etcd_json_add_int64(put, "lease", lease) == 0)
+                return req;
+        json_object_put(req);
+        return NULL;
+}
+
+static json_object *request_delete(const char *key) {
+        json_object *del = json_object_new_object(), *req = json_object_new_object();
+
+        if (!del || !req || etcd_json_add_bytes(del, "key", key, strlen(key)) < 0 ||
+            json_object_object_add(req, "request_delete_range", TAKE_PTR(del)) < 0) {
+                json_object_put(del);
                 json_object_put(req);
                 return NULL;
         }
@@ -247,12 +319,20 @@ compare(const char *key, const char *target, const char *field, int64_t value, b
         return c;
 }
 
+/* A transaction: @cmp is one compare, or an array of them (all must hold). */
 static json_object *txn_new(json_object *cmp, json_object *success, json_object *failure) {
-        json_object *t = json_object_new_object(), *a = json_object_new_array();
+        json_object *t = json_object_new_object(), *a = NULL;
 
-        if (!t || !a || !cmp || !success || !failure || json_object_array_add(a, cmp) < 0)
+        if (cmp && json_object_is_type(cmp, json_type_array))
+                a = TAKE_PTR(cmp);
+        else if (cmp) {
+                a = json_object_new_array();
+                if (!a || json_object_array_add(a, cmp) < 0)
+                        goto fail;
+                cmp = NULL;
+        }
+        if (!t || !a || !success || !failure)
                 goto fail;
-        cmp = NULL;
         if (json_object_object_add(t, "compare", TAKE_PTR(a)) < 0 ||
             json_object_object_add(t, "success", TAKE_PTR(success)) < 0 ||
             json_object_object_add(t, "failure", TAKE_PTR(failure)) < 0)
@@ -267,12 +347,17 @@ fail:
         return NULL;
 }
 
-static json_object *array_of(json_object *a, json_object *b, json_object *c) {
+#define array_of(...)                                                                                       \
+        array_of_n(                                                                                         \
+                (json_object *[]) { __VA_ARGS__ },                                                          \
+                sizeof((json_object *[]) { __VA_ARGS__ }) / sizeof(json_object *))
+
+/* An array of the items (NULL ones skipped; NULL if one that was meant could not be made). */
+static json_object *array_of_n(json_object **items, size_t n) {
         json_object *arr = json_object_new_array();
-        json_object *items[] = { a, b, c };
         bool ok = arr != NULL;
 
-        for (size_t i = 0; i < ELEMENTSOF(items); i++) {
+        for (size_t i = 0; i < n; i++) {
                 if (!items[i])
                         continue;
                 if (ok && json_object_array_add(arr, items[i]) == 0)
@@ -310,6 +395,9 @@ static bool txn_succeeded(json_object *reply) {
         return json_object_object_get_ex(reply, "succeeded", &v) && json_object_get_boolean(v);
 }
 
+static void member_end_hook(Member *m, Wg__V1__MemberState state, int32_t status, Client *c, uint64_t id);
+static void remote_remove(Group *g, RemoteMember *rm);
+
 /* ---- the mirror ----------------------------------------------------------------------- */
 
 /* Apply @st at @revision to the mirror, unless the mirror has a newer state already. */
@@ -317,11 +405,15 @@ static void apply_state(ClusterGroup *cg, const State *st, int64_t revision) {
         if (revision <= cg->state_revision)
                 return;
         cg->state_revision = revision;
-        cg->count = st->count;
-        cg->generation = st->generation;
-        cg->broken = st->broken;
+        cg->cur = *st;
         /* Waiters on the segment, and wgd's own watcher for protocol Waits, are woken by it. */
-        wg__mirror_store(cg->group->handle, st->count, st->generation, st->broken, false, NULL);
+        wg__mirror_store(
+                cg->group->handle,
+                st->count,
+                st->generation,
+                st->broken,
+                false,
+                st->has_outcome ? &st->outcome : NULL);
 }
 
 static ClusterGroup *cluster_group_new(Cluster *k, Group *g) {
@@ -332,15 +424,27 @@ static ClusterGroup *cluster_group_new(Cluster *k, Group *g) {
         cg->cluster = k;
         cg->group = g;
         g->cluster = cg;
+        g->cluster_member_end = member_end_hook;
+        g->node = k->node;
         LIST_PREPEND(groups, k->groups, cg);
         return cg;
+}
+
+static void op_free(ClusterOp *op) {
+        if (op->kind == CLUSTER_OP_JOIN)
+                member_free(op->member); /* never linked anywhere */
+        else if (op->kind == CLUSTER_OP_END)
+                op->member->ending = false; /* its group's still, and freed with it */
+        free(op->key);
+        free(op->remote);
+        free(op);
 }
 
 static void op_answer(ClusterOp *op, Group *g, int error, const char *message) {
         Client *c = cluster_op_unlink(op);
         uint64_t id = op->id;
 
-        free(op);
+        op_free(op);
         if (!c)
                 return;
         if (error == 0)
@@ -368,7 +472,10 @@ static void cluster_group_free(ClusterGroup *cg, int error, const char *message)
         ops_fail(&cg->batch, cg->group, error, message);
         ops_fail(&cg->queue, cg->group, error, message);
         LIST_REMOVE(groups, cg->cluster->groups, cg);
+        while (cg->group->remote)
+                remote_remove(cg->group, cg->group->remote);
         cg->group->cluster = NULL;
+        cg->group->cluster_member_end = NULL;
         free(cg);
 }
 
@@ -404,6 +511,12 @@ static Group *mirror_group(Cluster *k, const GroupFields *f) {
 /* ---- changes: add, done, reset ---------------------------------------------------------- */
 
 static void batch_send(ClusterGroup *cg, bool again);
+static void member_send(ClusterGroup *cg, bool again);
+static void on_member_reply(ClusterGroup *cg, int error, json_object *reply);
+
+static bool op_is_member(const ClusterOp *op) {
+        return op->kind == CLUSTER_OP_JOIN || op->kind == CLUSTER_OP_END || op->kind == CLUSTER_OP_ABANDON;
+}
 
 /*
  * Work out each request of the batch against the state @st, in order, as the segment would: its
@@ -478,12 +591,17 @@ static void batch_next(ClusterGroup *cg) {
 
         if (cg->batch || cg->call || cg->retry || !cg->queue)
                 return;
-        /* The oldest BATCH_MAX requests, oldest first: the queue is newest first. */
+        /*
+         * The oldest BATCH_MAX requests, oldest first: the queue is newest first. A member's join
+         * or end goes alone, in order with the adds around it.
+         */
         while (cg->queue && n < BATCH_MAX) {
                 ClusterOp *op = cg->queue;
 
                 while (op->by_owner_next)
                         op = op->by_owner_next;
+                if (n > 0 && (op_is_member(op) || op_is_member(cg->batch)))
+                        break;
                 LIST_REMOVE(by_owner, cg->queue, op);
                 LIST_PREPEND(by_owner, cg->batch, op);
                 n++;
@@ -545,6 +663,10 @@ static void on_batch_reply(EtcdCall *call, int error, json_object *reply, void *
         State st;
 
         cg->call = NULL;
+        if (op_is_member(cg->batch)) {
+                on_member_reply(cg, error, reply);
+                return;
+        }
         if (error < 0) {
                 log_debug_errno(error, "Change of cluster group %s got no answer: %m", cg->group->name);
                 batch_again(cg, error);
@@ -625,8 +747,12 @@ static void batch_send(ClusterGroup *cg, bool again) {
         int r;
 
         if (!again) {
-                cg->base = (State) { cg->count, cg->generation, cg->broken };
+                cg->base = cg->cur;
                 cg->base_revision = cg->state_revision;
+        }
+        if (op_is_member(cg->batch)) {
+                member_send(cg, again);
+                return;
         }
         st = cg->base;
         if (batch_apply(cg, &st) == 0) {
@@ -689,6 +815,534 @@ void cluster_add(Cluster *k, Client *c, uint64_t id, Group *g, int64_t delta) {
 
 void cluster_reset(Cluster *k, Client *c, uint64_t id, Group *g) {
         queue_op(k, c, id, g, CLUSTER_OP_RESET, 0);
+}
+
+/* ---- members ------------------------------------------------------------------------------- */
+
+/*
+ * A member of a cluster group has three keys, under /wg/v1/g/NAME/: r/NODE.ID, its record, for as
+ * long as it counts in the group; m/NODE.ID, its presence, tied to its node's lease; and, once it
+ * ended, e/GENERATION/NODE.ID, how (for every node's reports). Its join puts r and m and adds one
+ * to the count; its end (a Leave, its death) deletes both, writes e and does the done; a
+ * presence that goes while its record is there means that its node's lease expired, and any node
+ * that sees it abandons the member, the first one winning: the end's transaction compares that
+ * the record is still there, so a member ends once, whoever ends it.
+ */
+
+static int member_key(const char *group, const char *kind, const char *key, char *buf, size_t size) {
+        int n = snprintf(buf, size, KEY_PREFIX "%s/%s/%s", group, kind, key);
+
+        return n < 0 || (size_t) n >= size ? -ENAMETOOLONG : 0;
+}
+
+/* What etcd keeps of a member: in r/ and m/, and with how it ended in e/. */
+static json_object *member_json(const RemoteMember *rm, int state, int32_t status) {
+        json_object *o = json_object_new_object();
+        char id[32];
+
+        snprintf(id, sizeof(id), "%016" PRIx64, rm->id);
+        if (!o || json_object_object_add(o, "node", json_object_new_string(rm->node)) < 0 ||
+            json_object_object_add(o, "id", json_object_new_string(id)) < 0 ||
+            json_object_object_add(o, "pid", json_object_new_int64(rm->pid)) < 0 ||
+            json_object_object_add(o, "description", json_object_new_string(rm->description)) < 0 ||
+            json_object_object_add(o, "joined_usec", json_object_new_uint64(rm->joined_usec)) < 0 ||
+            json_object_object_add(o, "generation", json_object_new_int64((int64_t) rm->generation)) < 0 ||
+            (state != 0 &&
+             (json_object_object_add(o, "state", json_object_new_int64(state)) < 0 ||
+              json_object_object_add(o, "status", json_object_new_int64(status)) < 0 ||
+              json_object_object_add(o, "ended_usec", json_object_new_uint64(now_realtime_usec())) < 0))) {
+                json_object_put(o);
+                return NULL;
+        }
+        return o;
+}
+
+static const char *json_str(json_object *o, const char *field) {
+        json_object *v;
+
+        return json_object_object_get_ex(o, field, &v) && json_object_is_type(v, json_type_string) ?
+                json_object_get_string(v) :
+                NULL;
+}
+
+/* A member's value from etcd (anybody who may write etcd's keys wrote it): checked, then kept. */
+static int
+member_parse(const char *value, const char *key, RemoteMember *rm, int *ret_state, int32_t *ret_status) {
+        json_object *o = json_tokener_parse(value);
+        const char *node, *id, *description;
+        uint64_t pid, joined, generation, state = 0, status = 0;
+        int r = -EBADMSG;
+
+        if (!o)
+                return r;
+        node = json_str(o, "node");
+        id = json_str(o, "id");
+        description = json_str(o, "description");
+        if (!node || !group_name_valid(node) || !id || strlen(id) != 16 || !description ||
+            json_u64(o, "pid", INT32_MAX, &pid) < 0 || json_u64(o, "joined_usec", UINT64_MAX, &joined) < 0 ||
+            json_u64(o, "generation", WG_STATE_GEN_MASK, &generation) < 0 || strlen(key) >= sizeof(rm->key))
+                goto finish;
+        if (ret_state &&
+            (json_u64(o, "state", WG__V1__MEMBER_STATE__MEMBER_STATE_ABANDONED, &state) < 0 ||
+             json_u64(o, "status", UINT32_MAX, &status) < 0))
+                goto finish;
+        *rm = (RemoteMember) {
+                .id = strtoull(id, NULL, 16),
+                .pid = (pid_t) pid,
+                .joined_usec = joined,
+                .generation = generation,
+        };
+        strcpy(rm->key, key);
+        strcpy(rm->node, node);
+        snprintf(rm->description, sizeof(rm->description), "%s", description);
+        if (ret_state) {
+                *ret_state = (int) state;
+                *ret_status = (int32_t) status;
+        }
+        r = 0;
+finish:
+        json_object_put(o);
+        return r;
+}
+
+static RemoteMember *remote_find(Group *g, const char *key) {
+        for (RemoteMember *rm = g->remote; rm; rm = rm->remote_next)
+                if (STREQ(rm->key, key))
+                        return rm;
+        return NULL;
+}
+
+static void remote_remove(Group *g, RemoteMember *rm) {
+        LIST_REMOVE(remote, g->remote, rm);
+        g->n_remote--;
+        free(rm);
+}
+
+static RemoteMember *local_as_remote(Cluster *k, const Member *m) {
+        RemoteMember *rm = calloc(1, sizeof(*rm));
+
+        if (!rm)
+                return NULL;
+        *rm = (RemoteMember) {
+                .id = m->id,
+                .pid = m->pid,
+                .joined_usec = m->joined_usec,
+                .generation = m->generation,
+        };
+        snprintf(rm->key, sizeof(rm->key), "%s.%016" PRIx64, k->node, m->id);
+        snprintf(rm->node, sizeof(rm->node), "%s", k->node);
+        snprintf(rm->description, sizeof(rm->description), "%s", m->description);
+        return rm;
+}
+
+static void queue_member_op(ClusterGroup *cg, ClusterOp *op) {
+        LIST_PREPEND(by_owner, cg->queue, op);
+        batch_next(cg);
+}
+
+/* Abandon @rm (a copy is the op's): its presence went, with its node's lease. */
+static void queue_abandon(ClusterGroup *cg, const RemoteMember *rm) {
+        ClusterOp *op = calloc(1, sizeof(*op));
+
+        if (!op || !(op->remote = malloc(sizeof(*rm))) || !(op->key = strdup(rm->key))) {
+                if (op)
+                        free(op->remote);
+                free(op);
+                log_error(
+                        "Out of memory: cannot abandon member %s of %s, whose node is gone.",
+                        rm->key,
+                        cg->group->name);
+                return;
+        }
+        *op->remote = *rm;
+        op->kind = CLUSTER_OP_ABANDON;
+        op->state = WG__V1__MEMBER_STATE__MEMBER_STATE_ABANDONED;
+        log_info(
+                "Member %s of cluster group %s is gone with its node's lease: abandoning it.",
+                rm->key,
+                cg->group->name);
+        queue_member_op(cg, op);
+}
+
+/* member_end() of a cluster group's member, or its Leave (@c, @id to answer). */
+static void member_end_hook(Member *m, Wg__V1__MemberState state, int32_t status, Client *c, uint64_t id) {
+        ClusterGroup *cg = m->group->cluster;
+        ClusterOp *op = calloc(1, sizeof(*op));
+
+        if (!op || asprintf(&op->key, "%s.%016" PRIx64, cg->cluster->node, m->id) < 0) {
+                free(op);
+                if (c)
+                        reply_error(c, id, -ENOMEM, "Out of memory.");
+                else
+                        log_error(
+                                "Out of memory: member %d of %s ends, but etcd is not told.",
+                                (int) m->pid,
+                                m->group->name);
+                return;
+        }
+        /* Off its connection, which may go now, and its death is no news any more: etcd's turn. */
+        m->ending = true;
+        member_detach(m);
+        member_unwatch(m);
+        *op = (ClusterOp) {
+                .kind = CLUSTER_OP_END,
+                .member = m,
+                .key = op->key,
+                .state = state,
+                .status = status,
+                .id = id,
+        };
+        if (c)
+                cluster_op_link(op, c);
+        queue_member_op(cg, op);
+}
+
+void cluster_join(Cluster *k, Client *c, uint64_t id, Group *g, const char *description) {
+        ClusterOp *op;
+        Member *m;
+        int r;
+
+        if (c->n_cluster_ops + c->n_waits >= k->server->limits.waits_per_connection) {
+                reply_error(c, id, -EBUSY, "This connection has as many requests in flight as it may.");
+                return;
+        }
+        r = member_new(c, description, &m);
+        if (r < 0) {
+                reply_error(c, id, r, "Cannot join '%s': %s.", g->name, strerror(-r));
+                return;
+        }
+        op = calloc(1, sizeof(*op));
+        if (!op || asprintf(&op->key, "%s.%016" PRIx64, k->node, m->id) < 0) {
+                free(op);
+                member_free(m);
+                reply_error(c, id, -ENOMEM, "Out of memory.");
+                return;
+        }
+        op->kind = CLUSTER_OP_JOIN;
+        op->member = m;
+        op->id = id;
+        cluster_op_link(op, c);
+        queue_member_op(g->cluster, op);
+}
+
+/* The member op of @cg's batch took effect: finish it here. */
+static void member_done(ClusterGroup *cg) {
+        ClusterOp *op = cg->batch;
+        Group *g = cg->group;
+        Client *c;
+
+        LIST_REMOVE(by_owner, cg->batch, op);
+        c = cluster_op_unlink(op);
+        switch (op->kind) {
+        case CLUSTER_OP_JOIN: {
+                Member *m = TAKE_PTR(op->member);
+
+                if (!c) {
+                        /* Its connection went while etcd counted it: a member gone, abandon it. */
+                        RemoteMember *rm = local_as_remote(cg->cluster, m);
+
+                        member_free(m);
+                        if (rm) {
+                                queue_abandon(cg, rm);
+                                free(rm);
+                        }
+                        break;
+                }
+                member_attach(m, g, c);
+                if (member_watch(m, cg->cluster->event) < 0)
+                        log_warning(
+                                "Cannot watch member %d of %s: its death is seen when its connection "
+                                "closes.",
+                                (int) m->pid,
+                                g->name);
+                reply_joined(c, op->id, g, m->id);
+                break;
+        }
+        case CLUSTER_OP_END:
+                member_free(TAKE_PTR(op->member));
+                if (c)
+                        reply_group(c, op->id, g, false);
+                break;
+        default:
+                break;
+        }
+        op->kind = CLUSTER_OP_ABANDON; /* nothing of it left to free but the key and copy */
+        op_free(op);
+        if (c)
+                client_pending_done(c);
+        batch_next(cg);
+}
+
+/* The member op of @cg's batch cannot be: its member ended elsewhere (END), or @error. */
+static void member_failed(ClusterGroup *cg, int error, const char *message) {
+        ClusterOp *op = cg->batch;
+
+        LIST_REMOVE(by_owner, cg->batch, op);
+        if (op->kind == CLUSTER_OP_END) {
+                member_free(TAKE_PTR(op->member));
+                op->kind = CLUSTER_OP_ABANDON;
+        }
+        op_answer(op, cg->group, error, message);
+        batch_next(cg);
+}
+
+static void member_send(ClusterGroup *cg, bool again) {
+        Cluster *k = cg->cluster;
+        ClusterOp *op = cg->batch;
+        Group *g = cg->group;
+        char state_key[128], op_key[256], r_key[256], m_key[256], e_key[300], seq[32];
+        json_object *txn = NULL, *value = NULL, *member = NULL;
+        RemoteMember self = {}, *rm = &self;
+        State st = cg->base;
+        int r;
+
+        snprintf(seq, sizeof(seq), "%" PRIu64, cg->seq);
+        if (group_key(g->name, "state", state_key, sizeof(state_key)) < 0 ||
+            snprintf(op_key, sizeof(op_key), KEY_PREFIX "%s/op/%s", g->name, k->node) >=
+                    (int) sizeof(op_key) ||
+            member_key(g->name, "r", op->key, r_key, sizeof(r_key)) < 0 ||
+            member_key(g->name, "m", op->key, m_key, sizeof(m_key)) < 0) {
+                member_failed(cg, -ENAMETOOLONG, NULL);
+                return;
+        }
+
+        if (op->kind == CLUSTER_OP_JOIN) {
+                if (k->lease == 0) {
+                        member_failed(cg, -EAGAIN, "this node holds no lease in etcd yet; try again");
+                        return;
+                }
+                if (st.broken) {
+                        member_failed(cg, -EOWNERDEAD, "the group is broken; reset it first");
+                        return;
+                }
+                if (st.count >= WG_STATE_COUNT_MASK) {
+                        member_failed(cg, -EOVERFLOW, "the counter is at its maximum");
+                        return;
+                }
+                op->member->generation = st.generation;
+                st.count++;
+                rm = local_as_remote(k, op->member);
+                member = rm ? member_json(rm, 0, 0) : NULL;
+                value = state_json(&st);
+                if (member && value)
+                        txn =
+                                txn_new(compare(state_key, "MOD", "mod_revision", cg->base_revision, false),
+                                        array_of(
+                                                request_put(state_key, value),
+                                                request_put(r_key, member),
+                                                request_put_leased(m_key, member, k->lease),
+                                                request_put(op_key, json_object_new_string(seq))),
+                                        array_of(request_range(state_key), request_range(op_key)));
+                free(rm);
+        } else {
+                uint64_t gen;
+
+                if (op->kind == CLUSTER_OP_END) {
+                        rm = local_as_remote(k, op->member);
+                        if (!rm) {
+                                member_failed(cg, -ENOMEM, NULL);
+                                return;
+                        }
+                } else
+                        rm = op->remote;
+                gen = rm->generation;
+                /* As member_end() does on a segment: only within its own generation. */
+                if (gen == st.generation && !st.broken) {
+                        if (!st.has_outcome || st.outcome.generation != gen)
+                                st.outcome = (struct wg_outcome) { .generation = (uint32_t) gen };
+                        st.has_outcome = true;
+                        if (op->state == WG__V1__MEMBER_STATE__MEMBER_STATE_SUCCEEDED)
+                                st.outcome.succeeded++;
+                        else if (op->state == WG__V1__MEMBER_STATE__MEMBER_STATE_FAILED)
+                                st.outcome.failed++;
+                        else
+                                st.outcome.abandoned++;
+                        if (op->state == WG__V1__MEMBER_STATE__MEMBER_STATE_ABANDONED &&
+                            g->on_abandon == WG__V1__ABANDON_POLICY__ABANDON_POLICY_BREAK)
+                                st.broken = true;
+                        else if (st.count > 0 && --st.count == 0)
+                                st.generation = (st.generation + 1) & WG_STATE_GEN_MASK;
+                }
+                snprintf(e_key, sizeof(e_key), KEY_PREFIX "%s/e/%010" PRIu64 "/%s", g->name, gen, op->key);
+                member = member_json(rm, op->state, op->status);
+                value = state_json(&st);
+                if (member && value)
+                        txn = txn_new(
+                                array_of(
+                                        compare(state_key, "MOD", "mod_revision", cg->base_revision, false),
+                                        compare(r_key, "VERSION", "version", 0, true)),
+                                array_of(
+                                        request_put(state_key, value),
+                                        request_delete(r_key),
+                                        request_delete(m_key),
+                                        request_put(e_key, member),
+                                        request_put(op_key, json_object_new_string(seq))),
+                                array_of(
+                                        request_range(state_key),
+                                        request_range(op_key),
+                                        request_range(r_key)));
+                if (rm != op->remote)
+                        free(rm);
+        }
+        json_object_put(member);
+        json_object_put(value);
+        if (!txn) {
+                member_failed(cg, -ENOMEM, NULL);
+                return;
+        }
+        cg->pending = st;
+        r = etcd_call(k->etcd, "kv/txn", txn, on_batch_reply, cg, &cg->call);
+        if (r < 0)
+                member_failed(cg, r, NULL);
+}
+
+static void on_member_reply(ClusterGroup *cg, int error, json_object *reply) {
+        ClusterOp *op = cg->batch;
+        char *value = NULL;
+        size_t len;
+        json_object *kv;
+        int64_t revision, mod;
+        State st;
+
+        if (error < 0) {
+                /* The same again: a join until its deadline; an end until it gets through. */
+                if (op->kind == CLUSTER_OP_JOIN) {
+                        batch_again(cg, error);
+                        return;
+                }
+                if (sd_event_add_time_relative(
+                            cg->cluster->event,
+                            &cg->retry,
+                            CLOCK_MONOTONIC,
+                            RETRY_USEC,
+                            0,
+                            on_batch_retry,
+                            cg) < 0)
+                        member_failed(cg, -ENOMEM, NULL);
+                return;
+        }
+        if (etcd_json_get_revision(reply, &revision) < 0)
+                goto bad;
+        if (txn_succeeded(reply)) {
+                apply_state(cg, &cg->pending, revision);
+                member_done(cg);
+                return;
+        }
+
+        kv = txn_range_kv(reply, 0);
+        if (!kv) {
+                group_gone(cg->cluster, cg->group);
+                return;
+        }
+        if (etcd_json_get_bytes(kv, "value", (void **) &value, &len) < 0 ||
+            etcd_json_get_int64(kv, "mod_revision", &mod) < 0 || state_parse(value, len, &st) < 0)
+                goto bad;
+        free(value);
+        value = NULL;
+        kv = txn_range_kv(reply, 1);
+        if (kv && etcd_json_get_bytes(kv, "value", (void **) &value, &len) == 0) {
+                char seq[32];
+
+                snprintf(seq, sizeof(seq), "%" PRIu64, cg->seq);
+                if (STREQ(value, seq)) {
+                        /* An earlier try took effect: done, as worked out against its state. */
+                        free(value);
+                        apply_state(cg, &st, mod);
+                        member_done(cg);
+                        return;
+                }
+        }
+        free(value);
+        apply_state(cg, &st, mod);
+        if (op->kind != CLUSTER_OP_JOIN && !txn_range_kv(reply, 2)) {
+                /* Its record is gone: ended already, by another node when its lease expired. */
+                member_failed(cg, -ENOTCONN, "the membership ended already: its node's lease expired");
+                return;
+        }
+        cg->seq = ++cg->cluster->seq;
+        batch_send(cg, false);
+        return;
+
+bad:
+        free(value);
+        log_warning("Unexpected answer of etcd to a member of cluster group %s.", cg->group->name);
+        member_failed(cg, -EBADMSG, "etcd's answer made no sense");
+}
+
+/* ---- the lease -------------------------------------------------------------------------- */
+
+static void lease_call(Cluster *k);
+
+static int on_lease_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Cluster *k = userdata;
+
+        k->lease_timer = sd_event_source_disable_unref(k->lease_timer);
+        lease_call(k);
+        return 0;
+}
+
+static void lease_later(Cluster *k, uint64_t usec) {
+        if (sd_event_add_time_relative(
+                    k->event, &k->lease_timer, CLOCK_MONOTONIC, usec, 0, on_lease_timer, k) < 0)
+                log_error("Cannot schedule the lease's keep-alive: members of cluster groups will be lost.");
+}
+
+static void on_lease_reply(EtcdCall *call, int error, json_object *reply, void *userdata) {
+        Cluster *k = userdata;
+        int64_t id;
+
+        k->lease_call = NULL;
+        if (k->lease == 0) {
+                if (error < 0 || etcd_json_get_int64(reply, "ID", &id) < 0 || id == 0) {
+                        log_warning_errno(
+                                error < 0 ? error : -EBADMSG,
+                                "Failed to get a lease from etcd, trying again: %m");
+                        lease_later(k, RESYNC_USEC);
+                        return;
+                }
+                k->lease = id;
+                k->lease_renewed = now_usec();
+                log_info("Holding lease %" PRIx64 " of etcd for this node's members.", (uint64_t) id);
+        } else if (error == -ENOENT || (error < 0 && now_usec() - k->lease_renewed > k->lease_ttl_usec)) {
+                /* etcd has let it go, or will have: our members' presence went with it. */
+                log_warning(
+                        "Lost the lease of this node in etcd: its members in cluster groups are abandoned.");
+                k->lease = 0;
+                lease_later(k, 0);
+                return;
+        } else if (error < 0) {
+                lease_later(k, MIN(k->lease_ttl_usec / 3, RESYNC_USEC));
+                return;
+        } else
+                k->lease_renewed = now_usec();
+        lease_later(k, k->lease_ttl_usec / 3);
+}
+
+static void lease_call(Cluster *k) {
+        json_object *body = json_object_new_object();
+        int r;
+
+        if (!body)
+                r = -ENOMEM;
+        else if (k->lease == 0)
+                r = json_object_object_add(
+                        body,
+                        "TTL",
+                        json_object_new_int64(
+                                (int64_t) ((k->lease_ttl_usec + USEC_PER_SEC - 1) / USEC_PER_SEC)));
+        else
+                r = etcd_json_add_int64(body, "ID", k->lease);
+        if (r >= 0)
+                r = etcd_call(
+                        k->etcd,
+                        k->lease ? "lease/keepalive" : "lease/grant",
+                        TAKE_PTR(body),
+                        on_lease_reply,
+                        k,
+                        &k->lease_call);
+        json_object_put(body);
+        if (r < 0)
+                lease_later(k, RESYNC_USEC);
 }
 
 /* ---- create and delete ------------------------------------------------------------------ */
@@ -973,12 +1627,29 @@ static void resync_later(Cluster *k, bool forget) {
 }
 
 /* One key-value of etcd, as the range of the sync or a PUT event gives it. */
-static void apply_kv(Cluster *k, json_object *kv, bool deleted) {
+/* Which keys a pass of apply_kv() takes: all (the watch), or one kind (the full read). */
+typedef enum KvPass {
+        KV_ALL,
+        KV_META,    /* the groups first */
+        KV_MOST,    /* then states and records of members */
+        KV_PRESENT, /* then the members' presence */
+} KvPass;
+
+/* A member's key below r/, m/ or e/GENERATION/: checked as "NODE.ID". */
+static const char *member_key_of(const char *what) {
+        const char *p = strrchr(what, '/');
+
+        return p && p[1] && strlen(p + 1) < sizeof(((RemoteMember *) NULL)->key) ? p + 1 : NULL;
+}
+
+/* One key-value of etcd, as the range of the sync or an event of the watch gives it. */
+static void apply_kv(Cluster *k, json_object *kv, bool deleted, KvPass pass) {
         char name[WG_NAME_MAX + 1], *key = NULL, *value = NULL;
-        const char *what;
+        const char *what, *mkey;
         size_t key_len, len;
         int64_t mod;
         GroupFields f;
+        RemoteMember rm, *found;
         Group *g;
         State st;
 
@@ -986,10 +1657,31 @@ static void apply_kv(Cluster *k, json_object *kv, bool deleted) {
             key_split(key, key_len, name, &what) < 0)
                 goto finish;
         g = server_find_group(k->server, name);
+        if (pass == KV_META && !STREQ(what, "meta"))
+                goto finish;
+        if (pass == KV_MOST && (STREQ(what, "meta") || strncmp(what, "m/", 2) == 0))
+                goto finish;
+        if (pass == KV_PRESENT && strncmp(what, "m/", 2) != 0)
+                goto finish;
+        mkey = member_key_of(what);
 
         if (deleted) {
                 if (STREQ(what, "meta") && g && g->cluster)
                         group_gone(k, g);
+                else if (
+                        strncmp(what, "r/", 2) == 0 && g && g->cluster && mkey &&
+                        (found = remote_find(g, mkey)))
+                        remote_remove(g, found);
+                else if (
+                        strncmp(what, "m/", 2) == 0 && g && g->cluster && mkey &&
+                        (found = remote_find(g, mkey))) {
+                        /* Its record is still there without its presence: its node's lease expired. */
+                        found->present = false;
+                        if (!found->abandoning) {
+                                found->abandoning = true;
+                                queue_abandon(g->cluster, found);
+                        }
+                }
                 goto finish;
         }
         if (etcd_json_get_bytes(kv, "value", (void **) &value, &len) < 0 ||
@@ -1005,11 +1697,44 @@ static void apply_kv(Cluster *k, json_object *kv, bool deleted) {
                                 name);
                 else
                         g->cluster->seen = true;
-        } else if (STREQ(what, "state") && g && g->cluster) {
+        } else if (!g || !g->cluster)
+                goto finish;
+        else if (STREQ(what, "state")) {
                 if (state_parse(value, len, &st) < 0)
                         log_warning("Ignoring a state of cluster group %s that makes no sense.", name);
                 else
                         apply_state(g->cluster, &st, mod);
+        } else if (strncmp(what, "r/", 2) == 0 && mkey) {
+                if (member_parse(value, mkey, &rm, NULL, NULL) < 0)
+                        log_warning("Ignoring a member of cluster group %s that makes no sense.", name);
+                else if (!(found = remote_find(g, mkey))) {
+                        found = malloc(sizeof(*found));
+                        if (!found)
+                                goto finish;
+                        *found = rm;
+                        LIST_PREPEND(remote, g->remote, found);
+                        g->n_remote++;
+                }
+        } else if (strncmp(what, "m/", 2) == 0 && mkey && (found = remote_find(g, mkey)))
+                found->present = true;
+        else if (strncmp(what, "e/", 2) == 0 && mkey && pass == KV_ALL) {
+                MemberRecord r = {};
+                int state;
+                int32_t status;
+
+                if (member_parse(value, mkey, &rm, &state, &status) < 0 || state == 0)
+                        goto finish;
+                r = (MemberRecord) {
+                        .id = rm.id,
+                        .pid = rm.pid,
+                        .state = (Wg__V1__MemberState) state,
+                        .status = status,
+                        .joined_usec = rm.joined_usec,
+                        .generation = rm.generation,
+                };
+                snprintf(r.description, sizeof(r.description), "%s", rm.description);
+                snprintf(r.node, sizeof(r.node), "%s", rm.node);
+                group_add_record(g, &r);
         }
 finish:
         free(key);
@@ -1038,7 +1763,7 @@ static void on_watch(EtcdWatch *w, int error, json_object *result, void *userdat
                         STREQ(json_object_get_string(type), "DELETE");
 
                 if (json_object_object_get_ex(ev, "kv", &kv))
-                        apply_kv(k, kv, deleted);
+                        apply_kv(k, kv, deleted, KV_ALL);
         }
         k->watch_from = etcd_watch_next_revision(w);
 }
@@ -1082,12 +1807,23 @@ static void on_sync_reply(EtcdCall *call, int error, json_object *reply, void *u
                 resync_later(k, true);
                 return;
         }
-        LIST_FOREACH (groups, cg, k->groups)
+        /* Members are read anew: what etcd has now is what they are. */
+        LIST_FOREACH (groups, cg, k->groups) {
                 cg->seen = false;
-        /* Metadata sorts before state ("meta" < "state"), so each group is made before its state. */
+                while (cg->group->remote)
+                        remote_remove(cg->group, cg->group->remote);
+        }
         if (json_object_object_get_ex(reply, "kvs", &kvs) && json_object_is_type(kvs, json_type_array))
-                for (size_t i = 0; i < json_object_array_length(kvs); i++)
-                        apply_kv(k, json_object_array_get_idx(kvs, i), false);
+                for (KvPass pass = KV_META; pass <= KV_PRESENT; pass++)
+                        for (size_t i = 0; i < json_object_array_length(kvs); i++)
+                                apply_kv(k, json_object_array_get_idx(kvs, i), false, pass);
+        /* A member whose presence went while we did not watch: its node's lease expired. */
+        LIST_FOREACH (groups, cg, k->groups)
+                for (RemoteMember *rm = cg->group->remote; rm; rm = rm->remote_next)
+                        if (!rm->present && !rm->abandoning) {
+                                rm->abandoning = true;
+                                queue_abandon(cg, rm);
+                        }
         /* Groups this node mirrors that etcd no longer has went while it did not watch. */
         LIST_FOREACH (groups, cg, k->groups)
                 if (!cg->seen)
@@ -1141,6 +1877,7 @@ int cluster_new(Server *s, const ClusterOptions *o, Cluster **ret) {
                 return -ENOMEM;
         k->server = s;
         k->event = s->event;
+        k->lease_ttl_usec = o->lease_ttl_usec > 0 ? o->lease_ttl_usec : 10 * USEC_PER_SEC;
 
         if (o->node)
                 k->node = strdup(o->node);
@@ -1158,6 +1895,7 @@ int cluster_new(Server *s, const ClusterOptions *o, Cluster **ret) {
                 return r;
 
         sync_start(k);
+        lease_call(k);
         *ret = TAKE_PTR(k);
         return 0;
 }
@@ -1181,6 +1919,8 @@ Cluster *cluster_free(Cluster *k) {
                 free(op);
         }
         etcd_call_cancel(k->sync_call);
+        etcd_call_cancel(k->lease_call);
+        sd_event_source_disable_unref(k->lease_timer);
         etcd_watch_cancel(k->watch);
         etcd_free(k->etcd);
         sd_event_source_disable_unref(k->resync);

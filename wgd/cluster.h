@@ -37,6 +37,7 @@ typedef struct ClusterOptions {
         const char *const *endpoints; /* NULL-terminated etcd client URLs */
         const char *node;             /* this node's name; NULL: the host name */
         uint64_t timeout_usec;        /* of one call to etcd */
+        uint64_t lease_ttl_usec;      /* how long a dead node's members hold their groups */
         const char *user, *password;  /* etcd's authentication, or NULL */
         const char *ca_file, *cert_file, *key_file;
 } ClusterOptions;
@@ -61,6 +62,12 @@ void cluster_create(
 /* Add @delta (Add, Done), or Reset; answered with the group after the change. */
 void cluster_add(Cluster *k, Client *c, uint64_t id, Group *g, int64_t delta);
 void cluster_reset(Cluster *k, Client *c, uint64_t id, Group *g);
+
+/*
+ * Join cluster group @g as a member of @c's peer: answered with Joined and the segment once etcd
+ * has counted it; its end (a Leave, its death) is another transaction (member_end()).
+ */
+void cluster_join(Cluster *k, Client *c, uint64_t id, Group *g, const char *description);
 
 /* Delete the group in the cluster: every node's waiters learn it (EIDRM). */
 void cluster_delete(Cluster *k, Client *c, uint64_t id, Group *g);

@@ -632,9 +632,6 @@ static void op_wait(Client *c, uint64_t id, const Wg__V1__Wait *m) {
 }
 
 static void op_join(Client *c, uint64_t id, const Wg__V1__Join *m) {
-        Wg__V1__Response resp = WG__V1__RESPONSE__INIT;
-        Wg__V1__Joined joined = WG__V1__JOINED__INIT;
-        Wg__V1__GroupInfo info = WG__V1__GROUP_INFO__INIT;
         Member *member;
         Group *g;
         int r;
@@ -642,10 +639,6 @@ static void op_join(Client *c, uint64_t id, const Wg__V1__Join *m) {
         g = find_or_reply(c, id, m->name, ACCESS_WRITE);
         if (!g || !may_pass_or_reply(c, id))
                 return;
-        if (g->cluster) {
-                reply_error(c, id, -EOPNOTSUPP, "Members of cluster groups are not supported yet.");
-                return;
-        }
 
         if (server_of(c)->accounts.n_members >= server_of(c)->limits.members) {
                 reply_error(
@@ -666,6 +659,10 @@ static void op_join(Client *c, uint64_t id, const Wg__V1__Join *m) {
                         c->account->n_members);
                 return;
         }
+        if (g->cluster) {
+                cluster_join(server_of(c)->cluster, c, id, g, m->description);
+                return;
+        }
         r = member_join(c, g, m->description, &member);
         if (r < 0) {
                 reply_error(
@@ -683,15 +680,7 @@ static void op_join(Client *c, uint64_t id, const Wg__V1__Join *m) {
                 g->name,
                 member->generation);
 
-        group_info(g, &info);
-        joined.has_member_id = true;
-        joined.member_id = member->id;
-        joined.group = &info;
-        resp.has_id = true;
-        resp.id = id;
-        resp.result_case = WG__V1__RESPONSE__RESULT_JOINED;
-        resp.joined = &joined;
-        client_reply(c, &resp, g->shared);
+        reply_joined(c, id, g, member->id);
 }
 
 /* A member may leave on the connection that joined, or, after a restart, as the same process. */
@@ -735,6 +724,11 @@ static void op_leave(Client *c, uint64_t id, const Wg__V1__Leave *m) {
                 (int) member->pid,
                 g->name,
                 m->has_status ? m->status : 0);
+        if (g->cluster_member_end) {
+                /* Answered once etcd has counted it. */
+                g->cluster_member_end(member, state, m->has_status ? m->status : 0, c, id);
+                return;
+        }
         member_end(member, state, m->has_status ? m->status : 0);
         reply_group(c, id, g, false);
 }

@@ -110,6 +110,16 @@ Group *group_free(Group *g) {
         return NULL;
 }
 
+void group_add_record(Group *g, const MemberRecord *r) {
+        /* Most groups never have a member: their ring is allocated when one first ends. */
+        if (!g->records) {
+                g->records = calloc(GROUP_RECORDS, sizeof(MemberRecord));
+                if (!g->records)
+                        return; /* the counts, in the segment, are what matter */
+        }
+        g->records[g->n_records++ % GROUP_RECORDS] = *r;
+}
+
 void group_mark_deleted(Group *g) {
         char fdname[256];
 

@@ -33,7 +33,21 @@ typedef struct MemberRecord {
         uint64_t joined_usec, ended_usec;
         uint64_t generation;
         char description[96];
+        char node[WG_NAME_MAX + 1]; /* of a cluster group's member; empty for a local group's */
 } MemberRecord;
+
+/* A member of a cluster group on another node (or on this one before a restart), from etcd. */
+typedef struct RemoteMember {
+        char key[WG_NAME_MAX * 2 + 24]; /* "NODE.ID" */
+        char node[WG_NAME_MAX + 1];
+        uint64_t id;
+        pid_t pid;
+        uint64_t joined_usec, generation;
+        char description[96];
+        bool present;    /* its presence key (tied to its node's lease) is there */
+        bool abandoning; /* its presence is gone: an abandon is on its way to etcd */
+        struct RemoteMember *remote_next, *remote_prev;
+} RemoteMember;
 
 #define GROUP_RECORDS 64
 
@@ -47,6 +61,19 @@ typedef struct Group {
          */
         struct ClusterGroup *cluster;
         wg *shared;
+        /*
+         * A cluster group's: how a member's end goes to etcd (member_end() hands it over; with a
+         * client, a Leave to answer); the members of other nodes, as etcd has them; this node's name.
+         */
+        void (*cluster_member_end)(
+                struct Member *m,
+                Wg__V1__MemberState state,
+                int32_t status,
+                struct Client *client,
+                uint64_t id);
+        struct RemoteMember *remote;
+        unsigned n_remote;
+        const char *node;
         uid_t owner;
         gid_t gid;
         uint32_t mode;
@@ -95,6 +122,9 @@ int group_new(const GroupFields *f, Watcher *watcher, int fd, Group **ret);
  * that a restart would lose is not made at all. (Without systemd, sd_notify() does nothing: 0.)
  */
 int group_park(Group *g);
+
+/* Keep @r in @g's ring of how its members ended (allocated on first use). */
+void group_add_record(Group *g, const MemberRecord *r);
 
 /* Free the group in this process only: a restarted wgd finds it in the fdstore. Nothing may be
  * linked to it any more (waits, members). NULL-safe. */

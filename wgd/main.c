@@ -36,6 +36,7 @@
 static const char *arg_socket = NULL;
 static char **arg_etcd = NULL; /* NULL-terminated endpoints; NULL: not a node of a cluster */
 static const char *arg_node_name = NULL;
+static uint64_t arg_lease_ttl_usec = 10 * UINT64_C(1000000);
 static const char *arg_etcd_user = NULL;
 static const char *arg_etcd_password_file = NULL;
 static const char *arg_etcd_ca = NULL, *arg_etcd_cert = NULL, *arg_etcd_key = NULL;
@@ -88,6 +89,8 @@ static void help(void) {
                "                                     this etcd (cluster groups; see wgd(8))\n"
                "     --node-name=NAME                This node's name in the cluster (default: the\n"
                "                                     host name)\n"
+               "     --lease-ttl=SECONDS             How long the members of a node that died hold\n"
+               "                                     their cluster groups (default 10)\n"
                "     --etcd-user=USER                etcd's authentication, with the password in\n"
                "     --etcd-password-file=PATH       the first line of PATH\n"
                "     --etcd-cacert=PATH              TLS for https:// endpoints: the CA of etcd's\n"
@@ -180,6 +183,7 @@ static int parse_argv(int argc, char **argv) {
                 ARG_LOG_LEVEL,
                 ARG_ETCD,
                 ARG_NODE_NAME,
+                ARG_LEASE_TTL,
                 ARG_ETCD_USER,
                 ARG_ETCD_PASSWORD_FILE,
                 ARG_ETCD_CACERT,
@@ -205,6 +209,7 @@ static int parse_argv(int argc, char **argv) {
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
                 { "etcd", required_argument, NULL, ARG_ETCD },
                 { "node-name", required_argument, NULL, ARG_NODE_NAME },
+                { "lease-ttl", required_argument, NULL, ARG_LEASE_TTL },
                 { "etcd-user", required_argument, NULL, ARG_ETCD_USER },
                 { "etcd-password-file", required_argument, NULL, ARG_ETCD_PASSWORD_FILE },
                 { "etcd-cacert", required_argument, NULL, ARG_ETCD_CACERT },
@@ -297,6 +302,16 @@ static int parse_argv(int argc, char **argv) {
                                 return -EINVAL;
                         }
                         arg_node_name = optarg;
+                        break;
+                case ARG_LEASE_TTL:
+                        /* etcd's least TTL is about two seconds (its election timeout's). */
+                        if (parse_unsigned(optarg, 2, &u) < 0 || u > 3600) {
+                                fprintf(stderr,
+                                        "wgd: --lease-ttl takes 2 to 3600 seconds, not '%s'.\n",
+                                        optarg);
+                                return -EINVAL;
+                        }
+                        arg_lease_ttl_usec = (uint64_t) u * 1000000;
                         break;
                 case ARG_ETCD_USER:
                         arg_etcd_user = optarg;
@@ -446,6 +461,7 @@ static int start_cluster(Server *s) {
         ClusterOptions o = {
                 .endpoints = (const char *const *) arg_etcd,
                 .node = arg_node_name,
+                .lease_ttl_usec = arg_lease_ttl_usec,
                 .user = arg_etcd_user,
                 .ca_file = arg_etcd_ca,
                 .cert_file = arg_etcd_cert,

@@ -164,7 +164,7 @@ static void attach(Member *m, Group *g, Account *a) {
         a->table->n_members++;
 }
 
-int member_join(Client *c, Group *g, const char *description, Member **ret) {
+int member_new(Client *c, const char *description, Member **ret) {
         _cleanup_(member_freep) Member *m = NULL;
         int r;
 
@@ -189,13 +189,41 @@ int member_join(Client *c, Group *g, const char *description, Member **ret) {
                 m->pidfd = r;
                 if (!pidfd_alive(m->pidfd))
                         return -ESRCH;
-                r = sd_event_add_io(c->event, &m->pidfd_source, m->pidfd, EPOLLIN, on_pidfd, m);
-                if (r < 0)
-                        return r;
         }
         m->description = describe(m->pid, description);
         if (!m->description)
                 return -ENOMEM;
+
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+int member_watch(Member *m, sd_event *event) {
+        if (m->pidfd < 0 || m->pidfd_source)
+                return 0;
+        return sd_event_add_io(event, &m->pidfd_source, m->pidfd, EPOLLIN, on_pidfd, m);
+}
+
+void member_unwatch(Member *m) {
+        m->pidfd_source = sd_event_source_disable_unref(m->pidfd_source);
+}
+
+void member_attach(Member *m, Group *g, Client *c) {
+        attach(m, g, c->account);
+        m->client = c;
+        LIST_PREPEND(by_client, c->members, m);
+}
+
+int member_join(Client *c, Group *g, const char *description, Member **ret) {
+        _cleanup_(member_freep) Member *m = NULL;
+        int r;
+
+        r = member_new(c, description, &m);
+        if (r < 0)
+                return r;
+        r = member_watch(m, c->event);
+        if (r < 0)
+                return r;
 
         /*
          * Parked under the generation it is about to join, then the add (wgd's) in exactly that
@@ -218,10 +246,7 @@ int member_join(Client *c, Group *g, const char *description, Member **ret) {
                         return r;
         }
 
-        attach(m, g, c->account);
-        m->client = c;
-        LIST_PREPEND(by_client, c->members, m);
-
+        member_attach(m, g, c);
         *ret = TAKE_PTR(m);
         return 0;
 }
@@ -255,18 +280,7 @@ void member_detach(Member *m) {
 }
 
 static void record(Member *m, Wg__V1__MemberState state, int32_t status) {
-        Group *g = m->group;
-        MemberRecord *r;
-
-        /* Most groups never have a member: their ring is allocated when one first ends. */
-        if (!g->records) {
-                g->records = calloc(GROUP_RECORDS, sizeof(MemberRecord));
-                if (!g->records)
-                        return; /* the counts, in the segment, are what matter */
-        }
-        r = &g->records[g->n_records++ % GROUP_RECORDS];
-
-        *r = (MemberRecord) {
+        MemberRecord r = {
                 .id = m->id,
                 .pid = m->pid,
                 .state = state,
@@ -275,13 +289,21 @@ static void record(Member *m, Wg__V1__MemberState state, int32_t status) {
                 .ended_usec = now_realtime_usec(),
                 .generation = m->generation,
         };
-        snprintf(r->description, sizeof(r->description), "%s", m->description);
+
+        snprintf(r.description, sizeof(r.description), "%s", m->description);
+        group_add_record(m->group, &r);
 }
 
 void member_end(Member *m, Wg__V1__MemberState state, int32_t status) {
         Group *g = m->group;
         uint64_t st;
         int r;
+
+        if (g->cluster_member_end) {
+                /* A cluster group's: its done is an etcd transaction (cluster.c), m's from now on. */
+                g->cluster_member_end(m, state, status, /* client= */ NULL, 0);
+                return;
+        }
 
         record(m, state, status);
 
@@ -324,7 +346,7 @@ void member_forget(Member *m) {
 
 Member *member_find(Group *g, uint64_t id) {
         LIST_FOREACH (by_group, m, g->members)
-                if (m->id == id)
+                if (m->id == id && !m->ending)
                         return m;
         return NULL;
 }

@@ -28,6 +28,7 @@ typedef struct Member {
         char *description;
         uint64_t joined_usec; /* CLOCK_REALTIME */
         uint64_t generation;  /* the one it joined: its done counts only there */
+        bool ending;          /* a cluster group's, whose end is on its way to etcd */
         LIST_FIELDS(struct Member, by_group);
         LIST_FIELDS(struct Member, by_client);
 } Member;
@@ -47,6 +48,16 @@ typedef struct MemberFields {
  * that changes the format takes the old one back too, and drops what it cannot read.
  */
 #define MEMBER_FDNAME_PREFIX "wm1."
+
+/*
+ * The parts of a join, for a cluster group's (cluster.c), whose add is an etcd transaction: a
+ * member of @c's peer, not linked anywhere yet (member_free() it if the join fails); watch its
+ * pidfd; link it into @g and @c, charged to @c's account.
+ */
+int member_new(Client *c, const char *description, Member **ret);
+int member_watch(Member *m, sd_event *event);
+void member_unwatch(Member *m);
+void member_attach(Member *m, Group *g, Client *c);
 
 /*
  * The peer of @c joins @g: wgd adds one to the counter for it, in the generation that runs now.

@@ -33,6 +33,22 @@ void reply_error(Client *c, uint64_t id, int error, const char *format, ...) {
         client_reply(c, &resp, NULL);
 }
 
+void reply_joined(Client *c, uint64_t id, Group *g, uint64_t member_id) {
+        Wg__V1__Response resp = WG__V1__RESPONSE__INIT;
+        Wg__V1__Joined joined = WG__V1__JOINED__INIT;
+        Wg__V1__GroupInfo info = WG__V1__GROUP_INFO__INIT;
+
+        group_info(g, &info);
+        joined.has_member_id = true;
+        joined.member_id = member_id;
+        joined.group = &info;
+        resp.has_id = true;
+        resp.id = id;
+        resp.result_case = WG__V1__RESPONSE__RESULT_JOINED;
+        resp.joined = &joined;
+        client_reply(c, &resp, g->shared);
+}
+
 void reply_deleted(Client *c, uint64_t id) {
         Wg__V1__Response resp = WG__V1__RESPONSE__INIT;
         Wg__V1__Deleted deleted = WG__V1__DELETED__INIT;
@@ -99,7 +115,22 @@ static void record_info(const MemberRecord *r, Wg__V1__Member *info) {
         info->generation = r->generation;
 }
 
-static void full_info_add(FullInfo *f, const Member *m, const MemberRecord *r) {
+static void remote_info(const RemoteMember *rm, Wg__V1__Member *info) {
+        info->has_id = true;
+        info->id = rm->id;
+        info->has_pid = true;
+        info->pid = (uint32_t) rm->pid;
+        info->description = (char *) rm->description;
+        info->has_state = true;
+        info->state = WG__V1__MEMBER_STATE__MEMBER_STATE_JOINED;
+        info->has_joined_usec = true;
+        info->joined_usec = rm->joined_usec;
+        info->has_generation = true;
+        info->generation = rm->generation;
+        info->node = (char *) rm->node;
+}
+
+static void full_info_add(FullInfo *f, const Member *m, const MemberRecord *r, const RemoteMember *rm) {
         Wg__V1__Member *info;
 
         if (f->info.n_members >= f->room) {
@@ -111,8 +142,12 @@ static void full_info_add(FullInfo *f, const Member *m, const MemberRecord *r) {
         wg__v1__member__init(info);
         if (m)
                 member_info(m, info);
-        else
+        else if (r) {
                 record_info(r, info);
+                if (r->node[0])
+                        info->node = (char *) r->node;
+        } else
+                remote_info(rm, info);
         f->pointers[f->info.n_members++] = info;
 }
 
@@ -125,9 +160,16 @@ static void full_info(Group *g, uint64_t outcome_generation, FullInfo *f) {
         group_info(g, &f->info);
         f->info.members = f->pointers;
 
-        LIST_FOREACH (by_group, m, g->members)
-                if (m->generation == current)
-                        full_info_add(f, m, NULL);
+        if (g->cluster)
+                /* Every node's members, as etcd has them: this node's among them. */
+                for (const RemoteMember *rm = g->remote; rm; rm = rm->remote_next) {
+                        if (rm->generation == current)
+                                full_info_add(f, NULL, NULL, rm);
+                }
+        else
+                LIST_FOREACH (by_group, m, g->members)
+                        if (m->generation == current)
+                                full_info_add(f, m, NULL, NULL);
         first = g->n_records > GROUP_RECORDS ? g->n_records - GROUP_RECORDS : 0;
         for (unsigned i = first; g->records && i < g->n_records; i++) {
                 const MemberRecord *r = &g->records[i % GROUP_RECORDS];
@@ -135,7 +177,7 @@ static void full_info(Group *g, uint64_t outcome_generation, FullInfo *f) {
                 if (r->generation == current ||
                     (r->generation == outcome_generation &&
                      r->state != WG__V1__MEMBER_STATE__MEMBER_STATE_SUCCEEDED))
-                        full_info_add(f, NULL, r);
+                        full_info_add(f, NULL, r, NULL);
         }
 
         if (outcome_generation <= WG_STATE_GEN_MASK && wg__outcome(g->handle, outcome_generation, &o) >= 0) {
@@ -155,7 +197,7 @@ void reply_group_full(Client *c, uint64_t id, Group *g, uint64_t outcome_generat
         FullInfo f = {};
 
         /* Room for every member and record there may be to show, and no allocation for none. */
-        f.room = g->n_members + (g->records ? GROUP_RECORDS : 0);
+        f.room = g->n_members + g->n_remote + (g->records ? GROUP_RECORDS : 0);
         if (f.room > INFO_MEMBERS_MAX)
                 f.room = INFO_MEMBERS_MAX;
         if (f.room > 0) {

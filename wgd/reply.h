@@ -12,6 +12,9 @@
 void reply_error(Client *c, uint64_t id, int error, const char *format, ...)
         __attribute__((format(printf, 4, 5)));
 
+/* The answer to a Join: the membership, and the segment. */
+void reply_joined(Client *c, uint64_t id, Group *g, uint64_t member_id);
+
 /* The answer to a Delete. */
 void reply_deleted(Client *c, uint64_t id);
 

@@ -140,12 +140,24 @@ void report_failed_members(const char *name, const Wg__V1__GroupInfo *info, uint
 
                 if (m->generation != generation)
                         continue;
-                /* notice() escapes the line: the description is whatever the member said. */
+                /*
+                 * notice() escapes the line: the description is whatever the member said. A
+                 * cluster group's member says on which node it was: its pid is that node's.
+                 */
                 if (m->state == WG__V1__MEMBER_STATE__MEMBER_STATE_FAILED)
-                        notice("'%s': member %u failed with status %d: %s", name, m->pid, m->status,
+                        notice("'%s': member %u%s%s failed with status %d: %s",
+                               name,
+                               m->pid,
+                               m->node ? " on " : "",
+                               m->node ? m->node : "",
+                               m->status,
                                m->description ? m->description : "?");
                 else if (m->state == WG__V1__MEMBER_STATE__MEMBER_STATE_ABANDONED)
-                        notice("'%s': member %u died without leaving: %s", name, m->pid,
+                        notice("'%s': member %u%s%s died without leaving: %s",
+                               name,
+                               m->pid,
+                               m->node ? " on " : "",
+                               m->node ? m->node : "",
                                m->description ? m->description : "?");
         }
 }

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -29,6 +30,8 @@
 #include "wgd-harness.h"
 
 #define NODES 3
+/* Seconds a dead node's members hold their groups: etcd's least is about two. */
+#define LEASE_TTL "3"
 
 typedef struct Fixture {
         EtcdCluster etcd;
@@ -48,8 +51,12 @@ static void node_start(Fixture *f, size_t i) {
         snprintf(node_arg, sizeof(node_arg), "--node-name=%s", node_names[i]);
         harness_start(
                 &f->nodes[i],
-                (const char *const[]) {
-                        "--idle-timeout=0", "--log-level=warning", etcd_arg, node_arg, NULL });
+                (const char *const[]) { "--idle-timeout=0",
+                                        "--log-level=warning",
+                                        "--lease-ttl=" LEASE_TTL,
+                                        etcd_arg,
+                                        node_arg,
+                                        NULL });
 }
 
 static int setup_members(void **state, size_t members) {
@@ -386,8 +393,8 @@ static void test_no_etcd(void **state) {
         close(c);
 }
 
-/* Run wgctl against node @i; its exit status. stdout goes to @out (may be NULL: /dev/null). */
-static int wgctl(Fixture *f, size_t i, const char *out, const char *const *args) {
+/* Run wgctl against node @i; its exit status. stdout goes to @out, stderr to @err (NULL: ours). */
+static int wgctl_full(Fixture *f, size_t i, const char *out, const char *err, const char *const *args) {
         const char *argv[16] = { getenv("WG_WGCTL") };
         size_t n = 1;
         pid_t pid;
@@ -404,10 +411,20 @@ static int wgctl(Fixture *f, size_t i, const char *out, const char *const *args)
                 if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0 ||
                     setenv("WGD_SOCKET", f->nodes[i].socket_path, 1) < 0)
                         _exit(120);
+                if (err) {
+                        int e = open(err, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+                        if (e < 0 || dup2(e, STDERR_FILENO) < 0)
+                                _exit(121);
+                }
                 execv(argv[0], (char *const *) argv);
                 _exit(127);
         }
         return reap(pid);
+}
+
+static int wgctl(Fixture *f, size_t i, const char *out, const char *const *args) {
+        return wgctl_full(f, i, out, NULL, args);
 }
 
 static bool file_has(const char *path, const char *text) {
@@ -531,13 +548,189 @@ static void test_etcd_member_killed(void **state) {
         close(c);
 }
 
+/*
+ * Members on three nodes, one generation: one that waits at a gate on alpha, one that succeeds
+ * on beta, one that fails on gamma; a wait on beta exits 1 naming the failure and its node.
+ */
+static void test_members(void **state) {
+        Fixture *f = FIXTURE(state);
+        char gate[400], cmd[512], out[400], err[400];
+        pid_t waiter, holder;
+        int c = pc_connect(f->nodes[1].socket_path);
+
+        snprintf(gate, sizeof(gate), "%s/gate", f->nodes[0].dir);
+        snprintf(out, sizeof(out), "%s/out", f->nodes[1].dir);
+        snprintf(err, sizeof(err), "%s/err", f->nodes[1].dir);
+        assert_int_equal(mkfifo(gate, 0600), 0);
+        snprintf(cmd, sizeof(cmd), "read _ <'%s'", gate);
+        assert_int_equal(
+                wgctl(f,
+                      0,
+                      NULL,
+                      (const char *const[]) { "create", "jobs", "--cluster", "--mode", "0666", NULL }),
+                0);
+        for (size_t i = 1; i < NODES; i++) {
+                int n = pc_connect(f->nodes[i].socket_path);
+
+                stat_until(n, "jobs", 0, 0);
+                close(n);
+        }
+
+        /* The holder joins on alpha and waits at the gate; beta sees the count. */
+        holder = fork();
+        assert_true(holder >= 0);
+        if (holder == 0)
+                _exit(wgctl(
+                        f, 0, NULL, (const char *const[]) { "run", "jobs", "--", "sh", "-c", cmd, NULL }));
+        stat_until(c, "jobs", 1, 0);
+        waiter = fork();
+        assert_true(waiter >= 0);
+        if (waiter == 0)
+                _exit(wgctl_full(
+                        f,
+                        1,
+                        NULL,
+                        err,
+                        (const char *const[]) { "wait", "jobs", "--timeout", "60s", NULL }));
+
+        assert_int_equal(wgctl(f, 1, NULL, (const char *const[]) { "run", "jobs", "--", "true", NULL }), 0);
+        assert_int_equal(
+                wgctl(f, 2, NULL, (const char *const[]) { "run", "jobs", "--", "sh", "-c", "exit 3", NULL }),
+                3);
+        stat_until(c, "jobs", 1, 0);
+        assert_int_equal(wgctl(f, 1, out, (const char *const[]) { "status", "jobs", "--json", NULL }), 0);
+        assert_true(file_has(out, "\"node\":\"alpha\""));
+
+        {
+                int fd = open(gate, O_WRONLY | O_CLOEXEC);
+
+                assert_true(fd >= 0);
+                assert_int_equal(write(fd, "\n", 1), 1);
+                close(fd);
+        }
+        assert_int_equal(reap(holder), 0);
+        assert_int_equal(reap(waiter), 1);
+        assert_true(file_has(err, "failed with status 3"));
+        assert_true(file_has(err, "on gamma"));
+        stat_until(c, "jobs", 0, 1);
+        close(c);
+}
+
+/* A member that joined through libwg on node @node, and leaves (status 0) when @go closes. */
+static pid_t member_on(Fixture *f, size_t node, const char *name, int *ret_go) {
+        int go[2], ready[2];
+        pid_t pid;
+        char byte;
+
+        assert_int_equal(pipe2(go, O_CLOEXEC), 0);
+        assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                wg *g;
+
+                close(go[1]);
+                close(ready[0]);
+                if (setenv("WGD_SOCKET", f->nodes[node].socket_path, 1) < 0 || wg_join(name, 0, &g) < 0)
+                        _exit(10);
+                if (write(ready[1], "J", 1) != 1)
+                        _exit(11);
+                (void) read(go[0], &byte, 1);
+                _exit(wg_leave(g, 0) == 0 ? 0 : 12);
+        }
+        close(go[0]);
+        close(ready[1]);
+        if (read(ready[0], &byte, 1) != 1)
+                fail_msg("the member on %s did not join: exit %d", node_names[node], reap(pid));
+        close(ready[0]);
+        *ret_go = go[1];
+        return pid;
+}
+
+/*
+ * A node's wgd killed with SIGKILL while one of its processes is a member: its lease expires,
+ * another node abandons the member, and the waiters on the other nodes return within the TTL
+ * and two seconds, told which member of which node it was.
+ */
+static void test_node_killed(void **state) {
+        Fixture *f = FIXTURE(state);
+        int c = pc_connect(f->nodes[0].socket_path), w = pc_connect(f->nodes[2].socket_path), go;
+        uint64_t t0, took, bound;
+        Wg__V1__Response *r;
+        pid_t member;
+
+        pc_expect(create_cluster(c, "held", 0, 0666), 0);
+        {
+                int n = pc_connect(f->nodes[1].socket_path);
+
+                stat_until(n, "held", 0, 0);
+                close(n);
+        }
+        member = member_on(f, 1, "held", &go);
+        stat_until(c, "held", 1, 0);
+        stat_until(w, "held", 1, 0);
+        pc_wait_send(c, 61, "held", UINT64_MAX);
+        pc_wait_send(w, 62, "held", UINT64_MAX);
+        pc_expect(pc_stat(c, "held"), 0);
+        pc_expect(pc_stat(w, "held"), 0);
+
+        t0 = monotonic_usec();
+        assert_int_equal(harness_stop(&f->nodes[1], SIGKILL), 128 + SIGKILL);
+        r = pc_recv(c, NULL);
+        took = monotonic_usec() - t0;
+        assert_int_equal(r->id, 61);
+        pc_expect(r, 0);
+        r = pc_recv(w, NULL);
+        assert_int_equal(r->id, 62);
+        pc_expect(r, 0);
+        printf("# the waiters returned %.2f s after beta's wgd was killed (lease %s s)\n",
+               (double) took / 1e6,
+               LEASE_TTL);
+        /* The bound; under valgrind or ASan the abandoning wgd itself is slower. */
+        bound = (strtoull(LEASE_TTL, NULL, 10) + (getenv("WG_TEST_SLOW") ? 10 : 2)) * UINT64_C(1000000);
+        if (took > bound)
+                fail_msg("the waiters returned %.2f s after the node died", (double) took / 1e6);
+
+        /* Every node says who it was: beta's member, abandoned. */
+        {
+                Wg__V1__Request req = WG__V1__REQUEST__INIT;
+                Wg__V1__Stat m = WG__V1__STAT__INIT;
+                bool named = false;
+
+                m.name = (char *) "held";
+                m.has_generation = true;
+                m.generation = 0;
+                req.op_case = WG__V1__REQUEST__OP_STAT;
+                req.stat = &m;
+                r = pc_call(w, &req, NULL);
+                assert_int_equal(pc_errnum(r), 0);
+                assert_non_null(r->group->outcome);
+                assert_int_equal(r->group->outcome->abandoned, 1);
+                for (size_t i = 0; i < r->group->n_members; i++)
+                        if (r->group->members[i]->state == WG__V1__MEMBER_STATE__MEMBER_STATE_ABANDONED &&
+                            r->group->members[i]->node && strcmp(r->group->members[i]->node, "beta") == 0)
+                                named = true;
+                assert_true(named);
+                pc_free(r);
+        }
+
+        /* The member itself is still there; its leave finds no wgd on its node any more. */
+        close(go);
+        assert_int_not_equal(reap(member), 0);
+        close(c);
+        close(w);
+}
+
 int main(void) {
+
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_three_nodes, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_concurrent_dones, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_etcd_stopped, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_etcd_member_killed, setup3, teardown),
                 cmocka_unit_test_setup_teardown(test_wgctl, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_members, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_node_killed, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_no_etcd, setup, teardown),
         };
 

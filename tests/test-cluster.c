@@ -40,23 +40,27 @@ typedef struct Fixture {
 
 static const char *const node_names[NODES] = { "alpha", "beta", "gamma" };
 
-static void node_start(Fixture *f, size_t i) {
+/* Start node @i's wgd on the fixture's etcd, with @extra arguments (NULL-terminated, or NULL). */
+static void node_start_with(Fixture *f, size_t i, const char *const *extra) {
         char etcd_arg[512], node_arg[64];
-        size_t n = 0;
+        const char *args[16] = { "--idle-timeout=0", "--log-level=warning", "--lease-ttl=" LEASE_TTL };
+        size_t n = 0, k = 3;
 
         n += (size_t) snprintf(etcd_arg, sizeof(etcd_arg), "--etcd=");
         for (size_t m = 0; f->etcd.endpoints[m]; m++)
                 n += (size_t) snprintf(
                         etcd_arg + n, sizeof(etcd_arg) - n, "%s%s", m ? "," : "", f->etcd.endpoints[m]);
         snprintf(node_arg, sizeof(node_arg), "--node-name=%s", node_names[i]);
-        harness_start(
-                &f->nodes[i],
-                (const char *const[]) { "--idle-timeout=0",
-                                        "--log-level=warning",
-                                        "--lease-ttl=" LEASE_TTL,
-                                        etcd_arg,
-                                        node_arg,
-                                        NULL });
+        args[k++] = etcd_arg;
+        args[k++] = node_arg;
+        for (size_t j = 0; extra && extra[j] && k < ELEMENTSOF(args) - 1; j++)
+                args[k++] = extra[j];
+        args[k] = NULL;
+        harness_start(&f->nodes[i], args);
+}
+
+static void node_start(Fixture *f, size_t i) {
+        node_start_with(f, i, NULL);
 }
 
 static int setup_members(void **state, size_t members) {
@@ -721,6 +725,40 @@ static void test_node_killed(void **state) {
         close(w);
 }
 
+/*
+ * etcd with authentication on: a node given root's password (--etcd-user, --etcd-password-file)
+ * creates and counts; a node without credentials is refused (EACCES), and says so.
+ */
+static void test_auth(void **state) {
+        Fixture *f = FIXTURE(state);
+        char password_file[400], user_arg[64], file_arg[450];
+        int c, d;
+
+        etcd_cluster_enable_auth(&f->etcd, "s3cret");
+        snprintf(password_file, sizeof(password_file), "%s/password", f->nodes[0].dir);
+        {
+                int fd = open(password_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+                assert_true(fd >= 0);
+                assert_int_equal(write(fd, "s3cret\n", 7), 7);
+                close(fd);
+        }
+        snprintf(user_arg, sizeof(user_arg), "--etcd-user=root");
+        snprintf(file_arg, sizeof(file_arg), "--etcd-password-file=%s", password_file);
+        assert_int_equal(harness_stop(&f->nodes[0], SIGTERM), 0);
+        node_start_with(f, 0, (const char *const[]) { user_arg, file_arg, NULL });
+
+        c = pc_connect(f->nodes[0].socket_path);
+        pc_expect(create_cluster(c, "guarded", 1, 0666), 0);
+        pc_expect(pc_add(c, "guarded", -1), 0);
+        stat_until(c, "guarded", 0, 1);
+
+        d = pc_connect(f->nodes[1].socket_path);
+        pc_expect(create_cluster(d, "intruder", 1, 0666), EACCES);
+        close(d);
+        close(c);
+}
+
 int main(void) {
 
         const struct CMUnitTest tests[] = {
@@ -730,6 +768,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_etcd_member_killed, setup3, teardown),
                 cmocka_unit_test_setup_teardown(test_wgctl, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_members, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_node_killed, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_no_etcd, setup, teardown),
         };

@@ -161,6 +161,16 @@ static void stat_until(int c, const char *name, uint64_t count, uint64_t generat
         }
 }
 
+/* stat_until() on every node. */
+static void stat_all_until(Fixture *f, const char *name, uint64_t count, uint64_t generation) {
+        for (size_t i = 0; i < NODES; i++) {
+                int n = pc_connect(f->nodes[i].socket_path);
+
+                stat_until(n, name, count, generation);
+                close(n);
+        }
+}
+
 /*
  * Add on alpha, done on beta (the protocol) and on gamma (libwg on gamma's mirror): waiters on
  * all three nodes return, protocol Waits and wg_wait() alike, and every node agrees.
@@ -245,12 +255,7 @@ static void test_concurrent_dones(void **state) {
         int c = pc_connect(f->nodes[0].socket_path);
 
         pc_expect(create_cluster(c, "shards", NODES * PER_NODE, 0666), 0);
-        for (size_t i = 0; i < NODES; i++) {
-                int n = pc_connect(f->nodes[i].socket_path);
-
-                stat_until(n, "shards", NODES * PER_NODE, 0);
-                close(n);
-        }
+        stat_all_until(f, "shards", NODES * PER_NODE, 0);
         for (size_t i = 0; i < NODES; i++) {
                 pids[i] = fork();
                 assert_true(pids[i] >= 0);
@@ -277,12 +282,7 @@ static void test_concurrent_dones(void **state) {
         }
         for (size_t i = 0; i < NODES; i++)
                 assert_int_equal(reap(pids[i]), 0);
-        for (size_t i = 0; i < NODES; i++) {
-                int n = pc_connect(f->nodes[i].socket_path);
-
-                stat_until(n, "shards", 0, 1);
-                close(n);
-        }
+        stat_all_until(f, "shards", 0, 1);
         close(c);
 }
 
@@ -500,12 +500,7 @@ static void test_etcd_member_killed(void **state) {
         char byte;
 
         pc_expect(create_cluster(c, "sturdy", NODES * PER_NODE, 0666), 0);
-        for (size_t i = 0; i < NODES; i++) {
-                int n = pc_connect(f->nodes[i].socket_path);
-
-                stat_until(n, "sturdy", NODES * PER_NODE, 0);
-                close(n);
-        }
+        stat_all_until(f, "sturdy", NODES * PER_NODE, 0);
         assert_int_equal(pipe2(report, O_CLOEXEC), 0);
         for (size_t i = 0; i < NODES; i++) {
                 pids[i] = fork();
@@ -543,12 +538,7 @@ static void test_etcd_member_killed(void **state) {
         for (size_t i = 0; i < NODES; i++)
                 assert_int_equal(reap(pids[i]), 0);
         close(report[0]);
-        for (size_t i = 0; i < NODES; i++) {
-                int n = pc_connect(f->nodes[i].socket_path);
-
-                stat_until(n, "sturdy", 0, 1);
-                close(n);
-        }
+        stat_all_until(f, "sturdy", 0, 1);
         close(c);
 }
 

@@ -280,28 +280,25 @@ static json_object *request_put_leased(const char *key, json_object *value, int6
         return NULL;
 }
 
-static json_object *request_delete(const char *key) {
-        json_object *del = json_object_new_object(), *req = json_object_new_object();
+/* {@op: {"key": K}}: a range or a delete of the one key @key. */
+static json_object *request_key(const char *op, const char *key) {
+        json_object *inner = json_object_new_object(), *req = json_object_new_object();
 
-        if (!del || !req || etcd_json_add_bytes(del, "key", key, strlen(key)) < 0 ||
-            json_object_object_add(req, "request_delete_range", TAKE_PTR(del)) < 0) {
-                json_object_put(del);
+        if (!inner || !req || etcd_json_add_bytes(inner, "key", key, strlen(key)) < 0 ||
+            json_object_object_add(req, op, TAKE_PTR(inner)) < 0) {
+                json_object_put(inner);
                 json_object_put(req);
                 return NULL;
         }
         return req;
 }
 
-static json_object *request_range(const char *key) {
-        json_object *range = json_object_new_object(), *req = json_object_new_object();
+static json_object *request_delete(const char *key) {
+        return request_key("request_delete_range", key);
+}
 
-        if (!range || !req || etcd_json_add_bytes(range, "key", key, strlen(key)) < 0 ||
-            json_object_object_add(req, "request_range", TAKE_PTR(range)) < 0) {
-                json_object_put(range);
-                json_object_put(req);
-                return NULL;
-        }
-        return req;
+static json_object *request_range(const char *key) {
+        return request_key("request_range", key);
 }
 
 /* A compare of @key's @target ("MOD", "CREATE", "VERSION") with @value, EQUAL or GREATER. */

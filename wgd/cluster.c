@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -28,6 +29,7 @@
 #include "cluster.h"
 #include "etcd.h"
 #include "log.h"
+#include "fdstore.h"
 #include "macro.h"
 #include "member.h"
 #include "reply.h"
@@ -101,6 +103,8 @@ struct Cluster {
         EtcdCall *lease_call;
         sd_event_source *lease_timer;
         uint64_t lease_renewed; /* CLOCK_MONOTONIC */
+        char *lease_fdname;     /* where it is parked for the next wgd: wl1.NODE.ID */
+        bool restored;          /* the fdstore's members are back (after the first read of etcd) */
 };
 
 /* ---- keys and values ------------------------------------------------------------------ */
@@ -1046,6 +1050,10 @@ static void member_done(ClusterGroup *cg) {
                         break;
                 }
                 member_attach(m, g, c);
+                if (member_park(m) < 0)
+                        log_warning("Member %d of %s is not parked in the fdstore: a restart loses it here.",
+                                    (int) m->pid,
+                                    g->name);
                 if (member_watch(m, cg->cluster->event) < 0)
                         log_warning(
                                 "Cannot watch member %d of %s: its death is seen when its connection "
@@ -1056,7 +1064,7 @@ static void member_done(ClusterGroup *cg) {
                 break;
         }
         case CLUSTER_OP_END:
-                member_free(TAKE_PTR(op->member));
+                member_forget(TAKE_PTR(op->member));
                 if (c)
                         reply_group(c, op->id, g, false);
                 break;
@@ -1076,7 +1084,7 @@ static void member_failed(ClusterGroup *cg, int error, const char *message) {
 
         LIST_REMOVE(by_owner, cg->batch, op);
         if (op->kind == CLUSTER_OP_END) {
-                member_free(TAKE_PTR(op->member));
+                member_forget(TAKE_PTR(op->member));
                 op->kind = CLUSTER_OP_ABANDON;
         }
         op_answer(op, cg->group, error, message);
@@ -1284,6 +1292,53 @@ static void lease_later(Cluster *k, uint64_t usec) {
                 log_error("Cannot schedule the lease's keep-alive: members of cluster groups will be lost.");
 }
 
+/*
+ * Park the lease's ID for the next wgd (in the name of an fd that holds nothing): a wgd that
+ * restarts within the lease keeps it, and with it its members' presence in etcd.
+ */
+static void lease_park(Cluster *k) {
+        char fdname[256];
+        int fd;
+
+        if (k->lease_fdname) {
+                fdstore_remove(k->lease_fdname);
+                k->lease_fdname = mfree(k->lease_fdname);
+        }
+        if (k->lease == 0)
+                return;
+        snprintf(fdname, sizeof(fdname), LEASE_FDNAME_PREFIX "%s.%" PRIx64, k->node, (uint64_t) k->lease);
+        fd = memfd_create("wg-lease", MFD_CLOEXEC);
+        if (fd < 0 || fdstore_push(fdname, fd, /* poll= */ false) < 0)
+                log_warning("Cannot park the lease in the fdstore: a restart will abandon this node's members.");
+        else
+                k->lease_fdname = strdup(fdname);
+        safe_close(fd);
+}
+
+/* A lease the fdstore kept for us, from the wgd before: taken back, if it is ours. */
+static void lease_restore(Cluster *k) {
+        char *name = NULL, prefix[128];
+        int fd = server_unstash(k->server, NULL, LEASE_FDNAME_PREFIX, &name);
+        unsigned long long id;
+        char *end;
+
+        if (fd < 0)
+                return;
+        safe_close(fd);
+        snprintf(prefix, sizeof(prefix), LEASE_FDNAME_PREFIX "%s.", k->node);
+        errno = 0;
+        if (strncmp(name, prefix, strlen(prefix)) == 0 &&
+            (id = strtoull(name + strlen(prefix), &end, 16), errno == 0 && *end == 0 && id != 0)) {
+                k->lease = (int64_t) id;
+                k->lease_renewed = now_usec();
+                k->lease_fdname = name;
+                log_info("Took back lease %llx of etcd: keeping it alive, if it still is.", id);
+                return;
+        }
+        fdstore_remove(name);
+        free(name);
+}
+
 static void on_lease_reply(EtcdCall *call, int error, json_object *reply, void *userdata) {
         Cluster *k = userdata;
         int64_t id;
@@ -1299,12 +1354,14 @@ static void on_lease_reply(EtcdCall *call, int error, json_object *reply, void *
                 }
                 k->lease = id;
                 k->lease_renewed = now_usec();
+                lease_park(k);
                 log_info("Holding lease %" PRIx64 " of etcd for this node's members.", (uint64_t) id);
         } else if (error == -ENOENT || (error < 0 && now_usec() - k->lease_renewed > k->lease_ttl_usec)) {
                 /* etcd has let it go, or will have: our members' presence went with it. */
                 log_warning(
                         "Lost the lease of this node in etcd: its members in cluster groups are abandoned.");
                 k->lease = 0;
+                lease_park(k);
                 lease_later(k, 0);
                 return;
         } else if (error < 0) {
@@ -1790,6 +1847,41 @@ static void watch_start(Cluster *k) {
 }
 
 /* Everything under the prefix, once: the cluster groups as they are, then the watch from there. */
+/*
+ * The members the fdstore kept, of this node's cluster groups: back, if etcd still has them
+ * (else they were abandoned while wgd was away). Then whatever of the store nothing claimed goes.
+ */
+static void restore_members(Cluster *k) {
+        char *name;
+        int fd;
+
+        while ((fd = server_unstash(k->server, NULL, MEMBER_FDNAME_PREFIX, &name)) >= 0) {
+                char key[sizeof(((RemoteMember *) NULL)->key)];
+                MemberFields f;
+                Account *a;
+                Group *g;
+                int r = -ENOENT;
+
+                if (member_fdname_parse(name, &f) >= 0 && (g = server_find_group(k->server, f.group)) &&
+                    g->cluster) {
+                        snprintf(key, sizeof(key), "%s.%016" PRIx64, k->node, f.id);
+                        if (remote_find(g, key)) {
+                                a = account_get(&k->server->accounts, f.uid);
+                                r = a ? member_restore(k->event, g, a, &f, fd) : -ENOMEM;
+                                if (r < 0)
+                                        account_release(a);
+                        }
+                }
+                if (r < 0) {
+                        log_info("Dropping stored member '%s': etcd no longer has it.", name);
+                        fdstore_remove(name);
+                        safe_close(fd);
+                }
+                free(name);
+        }
+        server_stash_drop(k->server);
+}
+
 static void on_sync_reply(EtcdCall *call, int error, json_object *reply, void *userdata) {
         Cluster *k = userdata;
         json_object *kvs;
@@ -1827,6 +1919,10 @@ static void on_sync_reply(EtcdCall *call, int error, json_object *reply, void *u
                         group_gone(k, cg->group);
                 else
                         n++;
+        if (!k->restored) {
+                restore_members(k);
+                k->restored = true;
+        }
         k->watch_from = revision + 1;
         log_info("Following %u cluster groups in etcd from revision %" PRId64 ".", n, revision);
         watch_start(k);
@@ -1891,6 +1987,7 @@ int cluster_new(Server *s, const ClusterOptions *o, Cluster **ret) {
         if (r < 0)
                 return r;
 
+        lease_restore(k);
         sync_start(k);
         lease_call(k);
         *ret = TAKE_PTR(k);
@@ -1918,6 +2015,7 @@ Cluster *cluster_free(Cluster *k) {
         etcd_call_cancel(k->sync_call);
         etcd_call_cancel(k->lease_call);
         sd_event_source_disable_unref(k->lease_timer);
+        free(k->lease_fdname); /* still parked: the next wgd takes the lease back */
         etcd_watch_cancel(k->watch);
         etcd_free(k->etcd);
         sd_event_source_disable_unref(k->resync);

@@ -46,9 +46,14 @@ int group_park(Group *g) {
         char fdname[256];
         int r;
 
-        /* A cluster group lives in etcd: a restarted wgd reads it from there. */
-        if (g->cluster)
-                return 0;
+        /*
+         * A cluster group lives in etcd, but its mirror is mapped by local processes: kept, a
+         * restarted wgd mirrors into the same segment, and they go on.
+         */
+        if (g->mirror) {
+                snprintf(fdname, sizeof(fdname), MIRROR_FDNAME_PREFIX "%s", g->name);
+                return fdstore_push(fdname, wg_fd(g->handle), /* poll= */ true);
+        }
 
         r = group_fdname(g, fdname, sizeof(fdname));
         if (r < 0)
@@ -78,7 +83,9 @@ int group_new(const GroupFields *f, Watcher *watcher, int fd, Group **ret) {
         if (f->cluster) {
                 _cleanup_close_ int ro = -EBADF;
 
-                r = wg__new_mirror(f->name, &g->handle);
+                g->mirror = true;
+                /* A restored mirror (@fd, from the fdstore) is the mirror still: libwg checks. */
+                r = fd < 0 ? wg__new_mirror(f->name, &g->handle) : wg_from_fd(fd, &g->handle);
                 if (r < 0)
                         return r;
                 ro = wg__mirror_fd_read_only(g->handle);
@@ -124,7 +131,10 @@ void group_mark_deleted(Group *g) {
         char fdname[256];
 
         wg__mark_deleted(g->handle);
-        if (!g->cluster && group_fdname(g, fdname, sizeof(fdname)) >= 0)
+        if (g->mirror) {
+                snprintf(fdname, sizeof(fdname), MIRROR_FDNAME_PREFIX "%s", g->name);
+                fdstore_remove(fdname);
+        } else if (group_fdname(g, fdname, sizeof(fdname)) >= 0)
                 fdstore_remove(fdname);
 }
 

@@ -60,6 +60,7 @@ typedef struct Group {
          * group @shared is @handle.
          */
         struct ClusterGroup *cluster;
+        bool mirror; /* a cluster group's: its segment is a mirror (even before cluster is set) */
         wg *shared;
         /*
          * A cluster group's: how a member's end goes to etcd (member_end() hands it over; with a
@@ -99,6 +100,9 @@ typedef struct Group {
 
 /* The prefix of the fdstore names of group segments; the number is the format's version. */
 #define GROUP_FDNAME_PREFIX "wg1."
+/* A cluster group's mirror: "wc1.NAME" (the rest is etcd's); the node's lease: "wl1.NODE.ID". */
+#define MIRROR_FDNAME_PREFIX "wc1."
+#define LEASE_FDNAME_PREFIX "wl1."
 
 /* What an fdstore name says of a group. */
 typedef struct GroupFields {

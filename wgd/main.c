@@ -385,7 +385,11 @@ static int take_passed_fds(Server *s) {
                                 safe_close(fd);
                         else
                                 r = server_restore_member(s, name, fd);
-                } else if (
+                } else if (strncmp(name, MIRROR_FDNAME_PREFIX, strlen(MIRROR_FDNAME_PREFIX)) == 0 ||
+                           strncmp(name, LEASE_FDNAME_PREFIX, strlen(LEASE_FDNAME_PREFIX)) == 0)
+                        /* The cluster's, once it has read etcd: cluster.c. */
+                        server_stash(s, name, fd);
+                else if (
                         listen_fd < 0 &&
                         (strcmp(name, CONTROL_FDNAME) == 0 ||
                          sd_is_socket_unix(fd, SOCK_SEQPACKET, 1, NULL, 0) > 0))
@@ -571,7 +575,8 @@ static int run(void) {
                 r = start_cluster(s);
                 if (r < 0)
                         goto finish;
-        }
+        } else
+                server_stash_drop(s); /* members of groups that are gone, a cluster's fds */
 
         s->idle_usec = arg_idle_usec != UINT64_MAX ? arg_idle_usec :
                 s->socket_activated                ? DEFAULT_IDLE_USEC :

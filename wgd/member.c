@@ -251,6 +251,10 @@ int member_join(Client *c, Group *g, const char *description, Member **ret) {
         return 0;
 }
 
+int member_park(Member *m) {
+        return fdstore_park(m, m->group, m->account->uid);
+}
+
 Member *member_free(Member *m) {
         if (!m)
                 return NULL;

@@ -55,6 +55,8 @@ typedef struct MemberFields {
  * pidfd; link it into @g and @c, charged to @c's account.
  */
 int member_new(Client *c, const char *description, Member **ret);
+/* Park an attached member's pidfd in the fdstore, as member_join() does: a restart keeps it. */
+int member_park(Member *m);
 int member_watch(Member *m, sd_event *event);
 void member_unwatch(Member *m);
 void member_attach(Member *m, Group *g, Client *c);

@@ -105,6 +105,25 @@ int server_add_group(Server *s, const GroupFields *f, Group **ret) {
         Group *g;
         int r;
 
+        if (f->cluster) {
+                /* A mirror from before a restart: its local processes map it still. */
+                char fdname[256];
+                int fd;
+
+                snprintf(fdname, sizeof(fdname), MIRROR_FDNAME_PREFIX "%s", f->name);
+                fd = server_unstash(s, fdname, NULL, NULL);
+                if (fd >= 0) {
+                        r = group_add(s, f, fd, &g);
+                        safe_close(fd);
+                        if (r >= 0) {
+                                log_info("Restored the mirror of cluster group %s.", f->name);
+                                *ret = g;
+                                return 0;
+                        }
+                        log_warning_errno(r, "Dropping the stored mirror of cluster group %s: %m", f->name);
+                        fdstore_remove(fdname);
+                }
+        }
         r = group_add(s, f, -EBADF, &g);
         if (r < 0)
                 return r;
@@ -131,6 +150,55 @@ void server_delete_group(Server *s, Group *g) {
         group_mark_deleted(g);
         log_info("Deleted group %s", g->name);
         group_drop(s, g);
+}
+
+struct StashedFd {
+        char *name;
+        int fd;
+        LIST_FIELDS(struct StashedFd, stash);
+};
+
+void server_stash(Server *s, const char *fdname, int fd) {
+        struct StashedFd *x = calloc(1, sizeof(*x));
+
+        if (!x || !(x->name = strdup(fdname))) {
+                free(x);
+                log_warning("Out of memory: dropping stored fd '%s'.", fdname);
+                fdstore_remove(fdname);
+                safe_close(fd);
+                return;
+        }
+        x->fd = fd;
+        LIST_PREPEND(stash, s->stash, x);
+}
+
+int server_unstash(Server *s, const char *fdname, const char *prefix, char **ret_name) {
+        LIST_FOREACH (stash, x, s->stash)
+                if (fdname ? strcmp(x->name, fdname) == 0 : strncmp(x->name, prefix, strlen(prefix)) == 0) {
+                        int fd = x->fd;
+
+                        LIST_REMOVE(stash, s->stash, x);
+                        if (ret_name)
+                                *ret_name = x->name;
+                        else
+                                free(x->name);
+                        free(x);
+                        return fd;
+                }
+        return -1;
+}
+
+void server_stash_drop(Server *s) {
+        while (s->stash) {
+                struct StashedFd *x = s->stash;
+
+                log_info("Dropping stored fd '%s', which nothing claimed.", x->name);
+                fdstore_remove(x->name);
+                safe_close(x->fd);
+                LIST_REMOVE(stash, s->stash, x);
+                free(x->name);
+                free(x);
+        }
 }
 
 int server_restore_group(Server *s, const char *fdname, int fd) {
@@ -184,8 +252,9 @@ int server_restore_member(Server *s, const char *fdname, int pidfd) {
         }
         g = server_find_group(s, f.group);
         if (!g) {
-                log_warning("Dropping stored member of group %s, which is gone.", f.group);
-                goto drop;
+                /* Maybe a cluster group's, which the cluster brings back once it has read etcd. */
+                server_stash(s, fdname, pidfd);
+                return 0;
         }
 
         a = account_get(&s->accounts, f.uid);
@@ -255,6 +324,15 @@ Server *server_free(Server *s) {
                 server_forget_group(s, *(Group **) s->groups);
         while (s->clients)
                 server_drop_client(s, s->clients);
+        /* Unclaimed, but still the store's: a restarted wgd may claim them. */
+        while (s->stash) {
+                struct StashedFd *x = s->stash;
+
+                safe_close(x->fd);
+                LIST_REMOVE(stash, s->stash, x);
+                free(x->name);
+                free(x);
+        }
 
         watcher_free(s->watcher);
         sd_event_source_disable_unref(s->idle_timer);

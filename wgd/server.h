@@ -77,6 +77,11 @@ typedef struct Server {
 
         Watcher *watcher;
         struct Cluster *cluster; /* NULL: not a node of a cluster (no --etcd); main.c's */
+        /*
+         * What the fdstore handed back that only the cluster can place, once it has read etcd:
+         * mirrors (wc1.), the lease (wl1.), members of cluster groups (wm1. of a group not here).
+         */
+        struct StashedFd *stash;
 
         bool stopping; /* members outlive wgd's own exit: they are not abandoned then */
 
@@ -93,6 +98,14 @@ static inline void server_freep(Server **s) {
 
 int server_listen_fd(Server *s, int fd);
 int server_listen_path(Server *s, const char *path);
+
+/* Keep @fd (taken) under @fdname for the cluster to claim: server_unstash(). */
+void server_stash(Server *s, const char *fdname, int fd);
+/* The fd stashed under @fdname (NULL: the first whose name starts with @prefix), taken; or -1,
+ * and *ret_name (if not NULL, to free) its name. */
+int server_unstash(Server *s, const char *fdname, const char *prefix, char **ret_name);
+/* Whatever is left: out of the fdstore, and closed. */
+void server_stash_drop(Server *s);
 
 /*
  * Take back what the fdstore kept for us: groups first, then members. Returns 0, or -errno for

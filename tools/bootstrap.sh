@@ -8,7 +8,7 @@
 #   tools/bootstrap.sh test    install what is missing, build, run every test: the plain build,
 #                              the same tests under valgrind, and an ASan+UBSan build; then
 #                              what deb does (below), counted as one more test
-#   tools/bootstrap.sh bench   install what is missing (Redis, GNU parallel too), build,
+#   tools/bootstrap.sh bench   install what is missing (Redis, GNU parallel, etcdctl too), build,
 #                              run every benchmark of bench/ (a few minutes; see
 #                              docs/benchmarks.md)
 #   tools/bootstrap.sh stress  install what is missing, build, run the long stress test:
@@ -53,11 +53,13 @@ packages=(
     openssl
 )
 
-# What only the benchmarks need: the peers they measure wg against.
+# What only the benchmarks need: the peers they measure wg against. etcdctl (etcd-client) drives
+# the etcd barrier of bench/run-cluster.sh; etcd-server only suggests it.
 bench_packages=(
     redis-server
     redis-tools
     parallel
+    etcd-client
 )
 
 # What only the Debian packages need: the packaging tools. Their Build-Depends (debian/control)

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -1971,6 +1972,12 @@ int cluster_new(Server *s, const ClusterOptions *o, Cluster **ret) {
         k->server = s;
         k->event = s->event;
         k->lease_ttl_usec = o->lease_ttl_usec > 0 ? o->lease_ttl_usec : 10 * USEC_PER_SEC;
+        /*
+         * Where the numbers of this wgd's transactions (op/NODE) start: at random, so that a
+         * restarted wgd does not take a number of the one before, left in etcd, for its own.
+         */
+        if (getrandom(&k->seq, sizeof(k->seq), GRND_NONBLOCK) != sizeof(k->seq))
+                k->seq = now_realtime_usec() << 20;
 
         if (o->node)
                 k->node = strdup(o->node);

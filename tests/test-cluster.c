@@ -23,6 +23,7 @@
 
 #include <cmocka.h>
 
+#include "base64.h"
 #include "etcd-harness.h"
 #include "macro.h"
 #include "test-util.h"
@@ -251,6 +252,63 @@ static void test_three_nodes(void **state) {
 }
 
 /*
+ * When a test of counting fails: what etcd holds of @group (its state, and each node's last
+ * transaction), and what each node mirrors, for whoever reads the log.
+ */
+static void dump_group(Fixture *f, const char *group) {
+        char body[512], prefix[128], *answer = NULL;
+        size_t n;
+
+        n = (size_t) snprintf(prefix, sizeof(prefix), "/wg/v1/g/%s/", group);
+        {
+                _cleanup_free_ char *key = NULL, *end = NULL;
+
+                assert_int_equal(base64_encode(prefix, n, &key), 0);
+                prefix[n - 1]++; /* the range's end: every key that starts with the prefix */
+                assert_int_equal(base64_encode(prefix, n, &end), 0);
+                snprintf(body, sizeof(body), "{\"key\":\"%s\",\"range_end\":\"%s\"}", key, end);
+        }
+        for (size_t m = 0; m < f->etcd.n; m++)
+                if (f->etcd.members[m].pid > 0 && !f->etcd.members[m].stopped &&
+                    etcd_harness_post(&f->etcd, m, "kv/range", body, NULL, &answer) == 200)
+                        break;
+        fprintf(stderr, "etcd's keys of %s (base64 values): %s\n", group, answer ? answer : "(no answer)");
+        free(answer);
+        for (size_t i = 0; i < NODES; i++) {
+                Wg__V1__Response *r;
+                int c;
+
+                if (f->nodes[i].pid <= 0)
+                        continue;
+                c = pc_connect(f->nodes[i].socket_path);
+                r = pc_stat(c, group);
+                if (pc_errnum(r) == 0)
+                        fprintf(stderr,
+                                "%s mirrors count %" PRIu64 ", generation %" PRIu64 "\n",
+                                node_names[i],
+                                r->group->count,
+                                r->group->generation);
+                pc_free(r);
+                close(c);
+        }
+}
+
+/* Reap the workers of a counting test; on a failure, say what etcd and the nodes hold first. */
+static void reap_workers(Fixture *f, const pid_t *pids, const char *group) {
+        int status[NODES];
+        bool ok = true;
+
+        for (size_t i = 0; i < NODES; i++) {
+                status[i] = reap(pids[i]);
+                ok = ok && status[i] == 0;
+        }
+        if (ok)
+                return;
+        dump_group(f, group);
+        fail_msg("workers exited %d, %d, %d", status[0], status[1], status[2]);
+}
+
+/*
  * Every add and done counts once, cluster-wide: three processes, one per node, each do their
  * dones on their node's mirror as fast as they can, against one group; nothing is lost or
  * doubled (a lost done leaves the count above zero, a doubled one meets ERANGE), and the
@@ -288,8 +346,7 @@ static void test_concurrent_dones(void **state) {
                         _exit(wg_wait(g, 60 * UINT64_C(1000000)) == 0 ? 0 : 12);
                 }
         }
-        for (size_t i = 0; i < NODES; i++)
-                assert_int_equal(reap(pids[i]), 0);
+        reap_workers(f, pids, "shards");
         stat_all_until(f, "shards", 0, 1);
         close(c);
 }
@@ -543,8 +600,7 @@ static void test_etcd_member_killed(void **state) {
                 fail_msg("a worker gave up before a third of its dones");
         etcd_member_signal(&f->etcd, 0, SIGKILL);
         /* Open until all are done: the other workers write their byte too. */
-        for (size_t i = 0; i < NODES; i++)
-                assert_int_equal(reap(pids[i]), 0);
+        reap_workers(f, pids, "sturdy");
         close(report[0]);
         stat_all_until(f, "sturdy", 0, 1);
         close(c);

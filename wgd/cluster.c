@@ -29,8 +29,8 @@
 
 #include "cluster.h"
 #include "etcd.h"
-#include "log.h"
 #include "fdstore.h"
+#include "log.h"
 #include "macro.h"
 #include "member.h"
 #include "reply.h"
@@ -260,9 +260,9 @@ finish:
 }
 
 /* {"key": K, "value": V} for a put of @key to @value (a JSON value, serialized). */
-static json_object *request_put(const char *key, json_object *value) {
+/* {"request_put": {"key": K, "value": V}}: a put of @key to the bytes of @text. */
+static json_object *request_put_text(const char *key, const char *text) {
         json_object *put = json_object_new_object(), *req = json_object_new_object();
-        const char *text = value ? json_object_to_json_string_ext(value, JSON_C_TO_STRING_PLAIN) : NULL;
 
         if (!put || !req || !text || etcd_json_add_bytes(put, "key", key, strlen(key)) < 0 ||
             etcd_json_add_bytes(put, "value", text, strlen(text)) < 0 ||
@@ -272,6 +272,12 @@ static json_object *request_put(const char *key, json_object *value) {
                 return NULL;
         }
         return req;
+}
+
+/* A put of @key to @value, a JSON value (serialized; still the caller's). */
+static json_object *request_put(const char *key, json_object *value) {
+        return request_put_text(
+                key, value ? json_object_to_json_string_ext(value, JSON_C_TO_STRING_PLAIN) : NULL);
 }
 
 /* A put of @key tied to @lease (etcd deletes it when the lease expires). */
@@ -773,10 +779,7 @@ static void batch_send(ClusterGroup *cg, bool again) {
         value = state_json(&st);
         txn =
                 txn_new(compare(state_key, "MOD", "mod_revision", cg->base_revision, false),
-                        array_of(
-                                request_put(state_key, value),
-                                request_put(op_key, json_object_new_string(seq)),
-                                NULL),
+                        array_of(request_put(state_key, value), request_put_text(op_key, seq), NULL),
                         array_of(request_range(state_key), request_range(op_key), NULL));
         json_object_put(value);
         if (!txn) {
@@ -1052,9 +1055,10 @@ static void member_done(ClusterGroup *cg) {
                 }
                 member_attach(m, g, c);
                 if (member_park(m) < 0)
-                        log_warning("Member %d of %s is not parked in the fdstore: a restart loses it here.",
-                                    (int) m->pid,
-                                    g->name);
+                        log_warning(
+                                "Member %d of %s is not parked in the fdstore: a restart loses it here.",
+                                (int) m->pid,
+                                g->name);
                 if (member_watch(m, cg->cluster->event) < 0)
                         log_warning(
                                 "Cannot watch member %d of %s: its death is seen when its connection "
@@ -1137,7 +1141,7 @@ static void member_send(ClusterGroup *cg, bool again) {
                                                 request_put(state_key, value),
                                                 request_put(r_key, member),
                                                 request_put_leased(m_key, member, k->lease),
-                                                request_put(op_key, json_object_new_string(seq))),
+                                                request_put_text(op_key, seq)),
                                         array_of(request_range(state_key), request_range(op_key)));
                 free(rm);
         } else {
@@ -1182,7 +1186,7 @@ static void member_send(ClusterGroup *cg, bool again) {
                                         request_delete(r_key),
                                         request_delete(m_key),
                                         request_put(e_key, member),
-                                        request_put(op_key, json_object_new_string(seq))),
+                                        request_put_text(op_key, seq)),
                                 array_of(
                                         request_range(state_key),
                                         request_range(op_key),
@@ -1310,7 +1314,8 @@ static void lease_park(Cluster *k) {
         snprintf(fdname, sizeof(fdname), LEASE_FDNAME_PREFIX "%s.%" PRIx64, k->node, (uint64_t) k->lease);
         fd = memfd_create("wg-lease", MFD_CLOEXEC);
         if (fd < 0 || fdstore_push(fdname, fd, /* poll= */ false) < 0)
-                log_warning("Cannot park the lease in the fdstore: a restart will abandon this node's members.");
+                log_warning(
+                        "Cannot park the lease in the fdstore: a restart will abandon this node's members.");
         else
                 k->lease_fdname = strdup(fdname);
         safe_close(fd);

@@ -37,6 +37,7 @@ static const char *arg_socket = NULL;
 static char **arg_etcd = NULL; /* NULL-terminated endpoints; NULL: not a node of a cluster */
 static const char *arg_node_name = NULL;
 static uint64_t arg_lease_ttl_usec = 10 * UINT64_C(1000000);
+static uint64_t arg_etcd_timeout_usec = 5 * UINT64_C(1000000);
 static const char *arg_etcd_user = NULL;
 static const char *arg_etcd_password_file = NULL;
 static const char *arg_etcd_ca = NULL, *arg_etcd_cert = NULL, *arg_etcd_key = NULL;
@@ -91,6 +92,7 @@ static void help(void) {
                "                                     host name)\n"
                "     --lease-ttl=SECONDS             How long the members of a node that died hold\n"
                "                                     their cluster groups (default 10)\n"
+               "     --etcd-timeout=SECONDS          How long one call to etcd may take (default 5)\n"
                "     --etcd-user=USER                etcd's authentication, with the password in\n"
                "     --etcd-password-file=PATH       the first line of PATH\n"
                "     --etcd-cacert=PATH              TLS for https:// endpoints: the CA of etcd's\n"
@@ -184,6 +186,7 @@ static int parse_argv(int argc, char **argv) {
                 ARG_ETCD,
                 ARG_NODE_NAME,
                 ARG_LEASE_TTL,
+                ARG_ETCD_TIMEOUT,
                 ARG_ETCD_USER,
                 ARG_ETCD_PASSWORD_FILE,
                 ARG_ETCD_CACERT,
@@ -210,6 +213,7 @@ static int parse_argv(int argc, char **argv) {
                 { "etcd", required_argument, NULL, ARG_ETCD },
                 { "node-name", required_argument, NULL, ARG_NODE_NAME },
                 { "lease-ttl", required_argument, NULL, ARG_LEASE_TTL },
+                { "etcd-timeout", required_argument, NULL, ARG_ETCD_TIMEOUT },
                 { "etcd-user", required_argument, NULL, ARG_ETCD_USER },
                 { "etcd-password-file", required_argument, NULL, ARG_ETCD_PASSWORD_FILE },
                 { "etcd-cacert", required_argument, NULL, ARG_ETCD_CACERT },
@@ -312,6 +316,13 @@ static int parse_argv(int argc, char **argv) {
                                 return -EINVAL;
                         }
                         arg_lease_ttl_usec = (uint64_t) u * 1000000;
+                        break;
+                case ARG_ETCD_TIMEOUT:
+                        if (parse_unsigned(optarg, 1, &u) < 0 || u > 600) {
+                                fprintf(stderr, "wgd: --etcd-timeout takes 1 to 600 seconds, not '%s'.\n", optarg);
+                                return -EINVAL;
+                        }
+                        arg_etcd_timeout_usec = (uint64_t) u * 1000000;
                         break;
                 case ARG_ETCD_USER:
                         arg_etcd_user = optarg;
@@ -466,6 +477,7 @@ static int start_cluster(Server *s) {
                 .endpoints = (const char *const *) arg_etcd,
                 .node = arg_node_name,
                 .lease_ttl_usec = arg_lease_ttl_usec,
+                .timeout_usec = arg_etcd_timeout_usec,
                 .user = arg_etcd_user,
                 .ca_file = arg_etcd_ca,
                 .cert_file = arg_etcd_cert,

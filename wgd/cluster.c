@@ -521,6 +521,7 @@ static Group *mirror_group(Cluster *k, const GroupFields *f) {
 static void batch_send(ClusterGroup *cg, bool again);
 static void member_send(ClusterGroup *cg, bool again);
 static void on_member_reply(ClusterGroup *cg, int error, json_object *reply);
+static int refused_read(ClusterGroup *cg, json_object *reply, bool *ret_ours);
 
 static bool op_is_member(const ClusterOp *op) {
         return op->kind == CLUSTER_OP_JOIN || op->kind == CLUSTER_OP_END || op->kind == CLUSTER_OP_ABANDON;
@@ -662,13 +663,41 @@ static void batch_again(ClusterGroup *cg, int error) {
                 batch_fail(cg, r, NULL);
 }
 
+/*
+ * A transaction of @cg's that etcd refused (its compare failed) read the state and op/NODE: the
+ * state now (applied to the mirror), and whether our change is in all the same (*ret_ours: an
+ * earlier try of this very transaction took effect, and its answer got lost). 0; -ENOENT if the
+ * group has no state any more (deleted meanwhile); -EBADMSG for an answer that makes no sense.
+ */
+static int refused_read(ClusterGroup *cg, json_object *reply, bool *ret_ours) {
+        _cleanup_free_ char *value = NULL, *marker = NULL;
+        json_object *kv = txn_range_kv(reply, 0);
+        char seq[32];
+        int64_t mod;
+        size_t len;
+        State st;
+
+        if (!kv)
+                return -ENOENT;
+        if (etcd_json_get_bytes(kv, "value", (void **) &value, &len) < 0 ||
+            etcd_json_get_int64(kv, "mod_revision", &mod) < 0 || state_parse(value, len, &st) < 0)
+                return -EBADMSG;
+        apply_state(cg, &st, mod);
+
+        /* The number this try wrote to op/NODE, as written: the bare digits. */
+        snprintf(seq, sizeof(seq), "%" PRIu64, cg->seq);
+        kv = txn_range_kv(reply, 1);
+        *ret_ours =
+                kv && etcd_json_get_bytes(kv, "value", (void **) &marker, &len) == 0 && STREQ(marker, seq);
+        return 0;
+}
+
 static void on_batch_reply(EtcdCall *call, int error, json_object *reply, void *userdata) {
         ClusterGroup *cg = userdata;
-        char *value = NULL;
-        size_t len;
-        json_object *kv;
-        int64_t revision, mod;
+        int64_t revision;
+        bool ours;
         State st;
+        int r;
 
         cg->call = NULL;
         if (op_is_member(cg->batch)) {
@@ -696,43 +725,20 @@ static void on_batch_reply(EtcdCall *call, int error, json_object *reply, void *
         }
 
         /* The state changed since we last saw it: its value now, and whether our change is in. */
-        kv = txn_range_kv(reply, 0);
-        if (!kv || etcd_json_get_bytes(kv, "value", (void **) &value, &len) < 0 ||
-            etcd_json_get_int64(kv, "mod_revision", &mod) < 0 || state_parse(value, len, &st) < 0) {
-                free(value);
-                if (!kv) {
-                        /* No state at all: the group was deleted meanwhile. */
-                        group_gone(cg->cluster, cg->group);
-                        return;
-                }
+        r = refused_read(cg, reply, &ours);
+        if (r == -ENOENT) {
+                group_gone(cg->cluster, cg->group);
+                return;
+        }
+        if (r < 0)
                 goto bad;
+        if (ours) {
+                /* Its answer got lost: answer with what the batch did to the state it was sent against. */
+                st = cg->base;
+                (void) batch_apply(cg, &st);
+                batch_done(cg);
+                return;
         }
-        free(value);
-        value = NULL;
-
-        kv = txn_range_kv(reply, 1);
-        if (kv && etcd_json_get_bytes(kv, "value", (void **) &value, &len) == 0) {
-                char seq[32];
-
-                snprintf(seq, sizeof(seq), "%" PRIu64, cg->seq);
-                if (strcmp(value, seq) == 0) {
-                        /*
-                         * An earlier try of this very transaction took effect, and its answer got
-                         * lost. The state read now may include changes after it: answer with what
-                         * the batch did to the state it was sent against.
-                         */
-                        State mine = cg->base;
-
-                        free(value);
-                        (void) batch_apply(cg, &mine);
-                        apply_state(cg, &st, mod);
-                        batch_done(cg);
-                        return;
-                }
-        }
-        free(value);
-
-        apply_state(cg, &st, mod);
         cg->seq = ++cg->cluster->seq; /* a new try, compared with the new state */
         batch_send(cg, false);
         return;
@@ -1208,11 +1214,9 @@ static void member_send(ClusterGroup *cg, bool again) {
 
 static void on_member_reply(ClusterGroup *cg, int error, json_object *reply) {
         ClusterOp *op = cg->batch;
-        char *value = NULL;
-        size_t len;
-        json_object *kv;
-        int64_t revision, mod;
-        State st;
+        int64_t revision;
+        bool ours;
+        int r;
 
         if (error < 0) {
                 /* The same again: a join until its deadline; an end until it gets through. */
@@ -1239,31 +1243,18 @@ static void on_member_reply(ClusterGroup *cg, int error, json_object *reply) {
                 return;
         }
 
-        kv = txn_range_kv(reply, 0);
-        if (!kv) {
+        r = refused_read(cg, reply, &ours);
+        if (r == -ENOENT) {
                 group_gone(cg->cluster, cg->group);
                 return;
         }
-        if (etcd_json_get_bytes(kv, "value", (void **) &value, &len) < 0 ||
-            etcd_json_get_int64(kv, "mod_revision", &mod) < 0 || state_parse(value, len, &st) < 0)
+        if (r < 0)
                 goto bad;
-        free(value);
-        value = NULL;
-        kv = txn_range_kv(reply, 1);
-        if (kv && etcd_json_get_bytes(kv, "value", (void **) &value, &len) == 0) {
-                char seq[32];
-
-                snprintf(seq, sizeof(seq), "%" PRIu64, cg->seq);
-                if (STREQ(value, seq)) {
-                        /* An earlier try took effect: done, as worked out against its state. */
-                        free(value);
-                        apply_state(cg, &st, mod);
-                        member_done(cg);
-                        return;
-                }
+        if (ours) {
+                /* An earlier try took effect: done, as worked out against its state. */
+                member_done(cg);
+                return;
         }
-        free(value);
-        apply_state(cg, &st, mod);
         if (op->kind != CLUSTER_OP_JOIN && !txn_range_kv(reply, 2)) {
                 /* Its record is gone: ended already, by another node when its lease expired. */
                 member_failed(cg, -ENOTCONN, "the membership ended already: its node's lease expired");
@@ -1274,7 +1265,6 @@ static void on_member_reply(ClusterGroup *cg, int error, json_object *reply) {
         return;
 
 bad:
-        free(value);
         log_warning("Unexpected answer of etcd to a member of cluster group %s.", cg->group->name);
         member_failed(cg, -EBADMSG, "etcd's answer made no sense");
 }

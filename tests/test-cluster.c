@@ -309,6 +309,34 @@ static void reap_workers(Fixture *f, const pid_t *pids, const char *group) {
 }
 
 /*
+ * A process on node @i that does @n dones on @group's mirror, writes a byte to @report (if it is
+ * not -1) after the third of them, and waits for the generation to end. Exit 0, or 10 and up.
+ */
+static pid_t done_worker(Fixture *f, size_t i, const char *group, unsigned n, int report) {
+        pid_t pid = fork();
+
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                wg *g;
+
+                if (setenv("WGD_SOCKET", f->nodes[i].socket_path, 1) < 0 || wg_open(group, 0, &g) < 0)
+                        _exit(10);
+                for (unsigned k = 0; k < n; k++) {
+                        int r = wg_done(g);
+
+                        if (r < 0) {
+                                fprintf(stderr, "done %u on %s: %s\n", k, node_names[i], strerror(-r));
+                                _exit(11);
+                        }
+                        if (report >= 0 && k == n / 3 && write(report, "q", 1) != 1)
+                                _exit(12);
+                }
+                _exit(wg_wait(g, 60 * UINT64_C(1000000)) == 0 ? 0 : 13);
+        }
+        return pid;
+}
+
+/*
  * Every add and done counts once, cluster-wide: three processes, one per node, each do their
  * dones on their node's mirror as fast as they can, against one group; nothing is lost or
  * doubled (a lost done leaves the count above zero, a doubled one meets ERANGE), and the
@@ -322,30 +350,8 @@ static void test_concurrent_dones(void **state) {
 
         pc_expect(create_cluster(c, "shards", NODES * PER_NODE, 0666), 0);
         stat_all_until(f, "shards", NODES * PER_NODE, 0);
-        for (size_t i = 0; i < NODES; i++) {
-                pids[i] = fork();
-                assert_true(pids[i] >= 0);
-                if (pids[i] == 0) {
-                        wg *g;
-
-                        if (setenv("WGD_SOCKET", f->nodes[i].socket_path, 1) < 0 ||
-                            wg_open("shards", 0, &g) < 0)
-                                _exit(10);
-                        for (unsigned k = 0; k < PER_NODE; k++) {
-                                int r = wg_done(g);
-
-                                if (r < 0) {
-                                        fprintf(stderr,
-                                                "done %u on %s: %s\n",
-                                                k,
-                                                node_names[i],
-                                                strerror(-r));
-                                        _exit(11);
-                                }
-                        }
-                        _exit(wg_wait(g, 60 * UINT64_C(1000000)) == 0 ? 0 : 12);
-                }
-        }
+        for (size_t i = 0; i < NODES; i++)
+                pids[i] = done_worker(f, i, "shards", PER_NODE, -1);
         reap_workers(f, pids, "shards");
         stat_all_until(f, "shards", 0, 1);
         close(c);
@@ -575,33 +581,8 @@ static void test_etcd_member_killed(void **state) {
         pc_expect(create_cluster(c, "sturdy", NODES * PER_NODE, 0666), 0);
         stat_all_until(f, "sturdy", NODES * PER_NODE, 0);
         assert_int_equal(pipe2(report, O_CLOEXEC), 0);
-        for (size_t i = 0; i < NODES; i++) {
-                pids[i] = fork();
-                assert_true(pids[i] >= 0);
-                if (pids[i] == 0) {
-                        wg *g;
-
-                        close(report[0]);
-                        if (setenv("WGD_SOCKET", f->nodes[i].socket_path, 1) < 0 ||
-                            wg_open("sturdy", 0, &g) < 0)
-                                _exit(10);
-                        for (unsigned k = 0; k < PER_NODE; k++) {
-                                int r = wg_done(g);
-
-                                if (r < 0) {
-                                        fprintf(stderr,
-                                                "done %u on %s: %s\n",
-                                                k,
-                                                node_names[i],
-                                                strerror(-r));
-                                        _exit(11);
-                                }
-                                if (k == PER_NODE / 3 && write(report[1], "q", 1) != 1)
-                                        _exit(12);
-                        }
-                        _exit(wg_wait(g, 60 * UINT64_C(1000000)) == 0 ? 0 : 13);
-                }
-        }
+        for (size_t i = 0; i < NODES; i++)
+                pids[i] = done_worker(f, i, "sturdy", PER_NODE, report[1]);
         close(report[1]);
         /* A third in on one node: kill the member every node talks to first. */
         if (read(report[0], &byte, 1) != 1)

@@ -1909,9 +1909,12 @@ static void on_sync_reply(EtcdCall *call, int error, json_object *reply, void *u
                                 rm->abandoning = true;
                                 queue_abandon(cg, rm);
                         }
-        /* Groups this node mirrors that etcd no longer has went while it did not watch. */
+        /*
+         * Groups this node mirrors that etcd no longer has went while it did not watch; but not
+         * one that this node created after the read (its state is newer than what was read).
+         */
         LIST_FOREACH (groups, cg, k->groups)
-                if (!cg->seen)
+                if (!cg->seen && cg->state_revision <= revision)
                         group_gone(k, cg->group);
                 else
                         n++;

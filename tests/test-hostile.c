@@ -467,8 +467,14 @@ static void passed_limit(Harness *h, unsigned per_uid, unsigned all, unsigned ex
                 req.open = &m;
                 pc_send(c, &req);
         }
-        /* Read only once wgd has answered them all: what is read meanwhile would count no more. */
+        /*
+         * Read only once wgd has answered them all: what is read meanwhile would count no more.
+         * wgd has read them all once the socket is empty, and has answered them all once it
+         * answers d: it handles what one wakeup read before it looks at another connection, and
+         * d's request goes in after the last read.
+         */
         wait_until_sent_all_read(c);
+        pc_expect(pc_stat(d, "passed"), 0);
         for (unsigned i = 0; i < expect_passed + 5; i++) {
                 Wg__V1__Response *r;
                 int fd = -1;

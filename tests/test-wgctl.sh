@@ -287,6 +287,19 @@ check "  no control byte on stderr" -- no_control "$dir/err"
 expect 2 "a group name with an escape sequence: the usage error escapes it" -- "$WGCTL" add "$(printf 'x\033[2J')"
 check "  no control byte on stderr" -- no_control "$dir/err"
 
+# Printable text beyond ASCII goes out as it is in a UTF-8 locale, and escaped in any other: wgctl
+# reads the locale when it first prints such text (not at start-up, which an add or done pays).
+"$WGCTL" create accents >/dev/null
+gate accents
+expect 0 "a member whose command line holds a printable UTF-8 character joins" -- \
+    "$WGCTL" spawn accents -- sh -c "$(at_gate accents)" "caf$(printf '\303\251')"
+expect 0 "  status in a UTF-8 locale" -- env LC_ALL=C.UTF-8 "$WGCTL" status accents
+check "  shows it as it is" -- grep -qF "caf$(printf '\303\251')" "$dir/out"
+expect 0 "  status in the C locale" -- env LC_ALL=C "$WGCTL" status accents
+check "  shows it escaped" -- grep -qF 'caf\303\251' "$dir/out"
+open_gate accents
+expect 0 "  and the generation ends" -- "$WGCTL" wait accents --timeout 60s
+
 # --- wgd dies while wgctl waits ---------------------------------------------------------------
 # A wait sleeps on the segment's futex, which wgd's death does not touch: wgctl must notice the
 # death through the connection it keeps. (Each wgd here serves a socket of its own.)

@@ -7,7 +7,6 @@
 
 #define _GNU_SOURCE
 #include <errno.h>
-#include <locale.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -148,9 +147,6 @@ static void help(void) {
 }
 
 int main(int argc, char **argv) {
-        /* Only the character set: it decides what text.c may print unescaped. */
-        (void) setlocale(LC_CTYPE, "");
-
         if (argc < 2)
                 return usage_error("a verb is missing; try 'wgctl --help'.");
         if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {

@@ -9,6 +9,8 @@
 
 #define _GNU_SOURCE
 #include <langinfo.h>
+#include <locale.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -17,13 +19,24 @@
 #include "utf8.h"
 #include "wgctl.h"
 
-/* Whether the terminal's character set is UTF-8, as the locale says (main() sets LC_CTYPE). */
-static bool locale_is_utf8(void) {
-        static int cached = -1;
+/*
+ * Whether the terminal's character set is UTF-8, as the locale says. The locale is loaded here,
+ * the first time wgctl prints text that others chose, and nowhere else: nothing else in wgctl
+ * depends on it, and loading it (a handful of files opened and mapped) would be a good part of
+ * what an add or a done costs.
+ */
+static bool charset_utf8;
 
-        if (cached < 0)
-                cached = strcmp(nl_langinfo(CODESET), "UTF-8") == 0;
-        return cached;
+static void locale_load(void) {
+        (void) setlocale(LC_CTYPE, "");
+        charset_utf8 = strcmp(nl_langinfo(CODESET), "UTF-8") == 0;
+}
+
+static bool locale_is_utf8(void) {
+        static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+        (void) pthread_once(&once, locale_load);
+        return charset_utf8;
 }
 
 size_t fputs_escaped(const char *s, FILE *f) {

@@ -588,6 +588,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         memcpy(record, data, len);
                         dispatch_record(clients[who], record, len, 0);
                         free(record);
+                        /* The last request (Request.last): wgd closes the connection after it. */
+                        if (clients[who]->hung_up)
+                                client_hang_up(who);
                 }
                 data += len;
                 size -= len;

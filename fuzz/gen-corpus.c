@@ -934,6 +934,29 @@ static void seed_hang_ups(Seed *s) {
         stat_(s, ALICE2, "after");
 }
 
+/* Request.last: answered, then the connection closes; on a Wait or a Join, EINVAL. */
+static void last(Seed *s, unsigned who, Wg__V1__Request__OpCase op_case, void *m) {
+        Wg__V1__Request req = WG__V1__REQUEST__INIT;
+
+        req.has_version = req.has_id = req.has_last = req.last = true;
+        req.version = 1;
+        req.id = ++s->next_id;
+        set_op(&req, op_case, m);
+        request(s, who, &req);
+}
+
+static void seed_last_request(Seed *s) {
+        create_mode(s, ALICE, "l", 0600, 1);
+        wait_forever(s, ALICE, "l");
+        last(s, ALICE, OP_STAT, STAT(.name = STR("l")));
+        last(s, ALICE, OP_WAIT, WAIT(.name = STR("l")));
+        last(s, ALICE, OP_JOIN, JOIN(.name = STR("l")));
+        join(s, ALICE2, "l");
+        last(s, ALICE2, OP_DONE, DONE(.name = STR("l")));
+        last(s, BOB, OP_STAT, STAT(.name = STR("nope")));
+        stat_(s, ALICE, "l");
+}
+
 static void seed_events_only(Seed *s) {
         for (unsigned who = 0; who < 8; who++)
                 op(s, EVENTS | who | 0xf0u, OP_LIST, LIST());
@@ -1338,6 +1361,7 @@ static const struct {
         { "scenario", seed_scenario },
         { "root", seed_root },
         { "hang-ups", seed_hang_ups },
+        { "last-request", seed_last_request },
         { "events-only", seed_events_only },
         { "join-leave", seed_join_leave },
         { "join-abandon", seed_join_abandon },

@@ -61,8 +61,11 @@ int wg__connect(void) {
         return TAKE_FD(fd);
 }
 
-/* Fill in @req's version and id, and pack it into a buffer that will also take the answer. */
-static int request_pack(Wg__V1__Request *req, uint8_t **ret_buf, size_t *ret_len) {
+/*
+ * Fill in @req's version and id, and mark it the connection's last with @last; pack it into a
+ * buffer that will also take the answer.
+ */
+static int request_pack(Wg__V1__Request *req, bool last, uint8_t **ret_buf, size_t *ret_len) {
         uint8_t *buf;
         size_t len;
 
@@ -70,6 +73,7 @@ static int request_pack(Wg__V1__Request *req, uint8_t **ret_buf, size_t *ret_len
         req->version = 1;
         req->has_id = true;
         req->id = 1;
+        req->has_last = req->last = last;
 
         len = wg__v1__request__get_packed_size(req);
         if (len > WG_RECORD_MAX)
@@ -83,16 +87,12 @@ static int request_pack(Wg__V1__Request *req, uint8_t **ret_buf, size_t *ret_len
         return 0;
 }
 
-/*
- * Send the packed @req (@len bytes at @buf) on @sock and receive its answer into @buf. With
- * @last, the writing side is shut down once the request is out: see wg__call_full().
- */
+/* Send the packed @req (@len bytes at @buf) on @sock and receive its answer into @buf. */
 static int request_exchange(
         int sock,
         const Wg__V1__Request *req,
         uint8_t *buf,
         size_t len,
-        bool last,
         Wg__V1__Response **ret,
         int *ret_fd) {
         _cleanup_(wg__response_freep) Wg__V1__Response *resp = NULL;
@@ -105,8 +105,6 @@ static int request_exchange(
         n = seqpacket_send(sock, buf, len, -EBADF, 0);
         if (n < 0)
                 return n == -EAGAIN ? -ETIMEDOUT : (int) n;
-        if (last)
-                (void) shutdown(sock, SHUT_WR);
 
         /*
          * The request is out and wgd acts on it whatever we do now: a signal must not leave its
@@ -145,18 +143,17 @@ static int request_exchange(
 }
 
 /*
- * A connection for one request says so: its writing side is shut down right after the request,
- * so that wgd reads the request and the end of file together, answers, and is done with the
- * connection in one wakeup rather than waking again for our close. Not for a Wait: the end of
- * file ends the connection's Waits, unanswered.
+ * A connection for one request says so (Request.last): wgd closes it once it has answered, and
+ * does not wake again for our close. Not for a Wait, nor a Join (whose connection is the
+ * membership): the close would end them, and wgd refuses them so marked.
  */
 static bool last_request(const Wg__V1__Request *req) {
-        return req->op_case != WG__V1__REQUEST__OP_WAIT;
+        return req->op_case != WG__V1__REQUEST__OP_WAIT && req->op_case != WG__V1__REQUEST__OP_JOIN;
 }
 
 /*
  * Connect and make one request, packed before the connect: wgd wakes for the connection, and
- * the sooner the request (and the end of file) follow it, the likelier it finds them at once.
+ * the sooner the request follows it, the likelier it finds it at once.
  * On success *ret_sock (if not NULL) is the connection, for what outlives the request.
  */
 static int connect_request(Wg__V1__Request *req, Wg__V1__Response **ret, int *ret_fd, int *ret_sock) {
@@ -165,13 +162,13 @@ static int connect_request(Wg__V1__Request *req, Wg__V1__Response **ret, int *re
         size_t len;
         int r;
 
-        r = request_pack(req, &buf, &len);
+        r = request_pack(req, !ret_sock && last_request(req), &buf, &len);
         if (r < 0)
                 return r;
         sock = wg__connect();
         if (sock < 0)
                 return sock;
-        r = request_exchange(sock, req, buf, len, !ret_sock && last_request(req), ret, ret_fd);
+        r = request_exchange(sock, req, buf, len, ret, ret_fd);
         if (r < 0)
                 return r;
         if (ret_sock)
@@ -185,10 +182,10 @@ int wg__request(int sock, Wg__V1__Request *req, Wg__V1__Response **ret, int *ret
         int r;
 
         assert(req);
-        r = request_pack(req, &buf, &len);
+        r = request_pack(req, /* last= */ false, &buf, &len);
         if (r < 0)
                 return r;
-        return request_exchange(sock, req, buf, len, /* last= */ false, ret, ret_fd);
+        return request_exchange(sock, req, buf, len, ret, ret_fd);
 }
 
 int wg__call_full(Wg__V1__Request *req, Wg__V1__Response **ret, int *ret_fd) {

@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -600,11 +601,11 @@ static void test_any_encoding(void **state) {
         pc_free(r);
         expect(c, REQ(STAT, Stat, .name = S("never")), ENOENT);
 
-        /* Unknown fields, in the envelope (3 to 9 are reserved) and in the operation: skipped. */
+        /* Unknown fields, in the envelope (4 to 9 are reserved) and in the operation: skipped. */
         id = next_id++;
         w = (Wire) {};
         put_uint(&w, F_VERSION, 1);
-        put_uint(&w, 3, 42);
+        put_uint(&w, 4, 42);
         put_bytes(&w, 9, "later", 5);
         put_uint(&w, F_ID, id);
         m = name_message("wide", 4);
@@ -1160,7 +1161,7 @@ static void test_pipelined(void **state) {
 
 /*
  * A client that shuts down its writing side after its last request still gets every answer to
- * what it sent before (libwg does this for its one-request connections); a Wait among them ends
+ * what it sent before; a Wait among them ends
  * with the end of file, unanswered, and the connection is closed after the answers.
  */
 static void test_half_close(void **state) {
@@ -1210,6 +1211,104 @@ static void test_half_close(void **state) {
         close(c);
 }
 
+/* @req, marked the connection's last request. */
+static Wg__V1__Request last(Wg__V1__Request req) {
+        req.has_last = req.last = true;
+        return req;
+}
+
+/* Send @req; read its answer, with @errnum; then the close, which wgd made. */
+static void expect_last(int c, Wg__V1__Request req, int errnum) {
+        expect(c, req, errnum);
+        assert_hung_up(c); /* our writing side is still open */
+        close(c);
+}
+
+/*
+ * Request.last: wgd answers the request so marked (and what came before it), reads nothing
+ * after it, and closes the connection without waiting for an end of file. On a Wait or a Join,
+ * which the close would end, it is EINVAL, and changes nothing.
+ */
+static void test_last_request(void **state) {
+        Harness *h = *state;
+        Wg__V1__Response *r;
+        uint64_t stat_id;
+        int c, status;
+
+        harness_start(h, quiet);
+        c = pc_connect(h->socket_path);
+        expect(c, REQ(CREATE, Create, .name = S("last"), .has_count = true, .count = 1), 0);
+        close(c);
+
+        /* A Stat before it, then the Add marked last: both answered, then the close. */
+        c = pc_connect(h->socket_path);
+        r = call(c, REQ(STAT, Stat, .name = S("last")), 0);
+        assert_int_equal(group_of(r)->count, 1);
+        pc_free(r);
+        expect_last(c, last(REQ(ADD, Add, .name = S("last"), .has_delta = true, .delta = 1)), 0);
+
+        /* Refused, and still the last. */
+        expect_last(pc_connect(h->socket_path), last(REQ(WAIT, Wait, .name = S("last"))), EINVAL);
+        expect_last(pc_connect(h->socket_path), last(REQ(JOIN, Join, .name = S("last"))), EINVAL);
+        expect_last(pc_connect(h->socket_path), last(REQ(STAT, Stat, .name = S("nope"))), ENOENT);
+
+        /*
+         * Nothing after it is read: an Add sent right behind it is never carried out. wgd is
+         * stopped meanwhile, so that it finds both (it could otherwise close before the Add is
+         * sent). If the Add was still in wgd's socket when wgd closed, the kernel says so: one
+         * ECONNRESET, before the answers already there.
+         */
+        assert_int_equal(kill(h->pid, SIGSTOP), 0);
+        assert_int_equal(waitpid(h->pid, &status, WUNTRACED), h->pid);
+        assert_true(WIFSTOPPED(status));
+        c = pc_connect(h->socket_path);
+        {
+                Wg__V1__Request stat = last(REQ(STAT, Stat, .name = S("last")));
+                Wg__V1__Request add = REQ(ADD, Add, .name = S("last"), .has_delta = true, .delta = 1);
+
+                stat_id = stat.id;
+                pc_send(c, &stat);
+                pc_send(c, &add);
+        }
+        assert_int_equal(kill(h->pid, SIGCONT), 0);
+        {
+                uint8_t buf[WG_RECORD_MAX];
+                unsigned answers = 0, resets = 0;
+                ssize_t n;
+
+                for (;;) {
+                        struct pollfd p = { .fd = c, .events = POLLIN };
+
+                        assert_int_equal(poll(&p, 1, 20000), 1);
+                        n = seqpacket_recv(c, buf, sizeof(buf), NULL, MSG_DONTWAIT);
+                        if (n == -ECONNRESET) {
+                                resets++;
+                                continue;
+                        }
+                        if (n == 0)
+                                break;
+                        assert_true(n > 0);
+                        r = wg__v1__response__unpack(NULL, (size_t) n, buf);
+                        assert_non_null(r);
+                        check(r, stat_id, 0);
+                        pc_free(r);
+                        answers++;
+                }
+                assert_int_equal(answers, 1);
+                assert_true(resets <= 1);
+        }
+        close(c);
+
+        /* The group is as the one Add left it: no member, no waiter; and wgd serves on. */
+        c = pc_connect(h->socket_path);
+        r = call(c, REQ(STAT, Stat, .name = S("last")), 0);
+        assert_int_equal(group_of(r)->count, 2);
+        assert_int_equal(group_of(r)->waiters, 0);
+        assert_int_equal(group_of(r)->n_members, 0);
+        pc_free(r);
+        close(c);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_bad_records, harness_setup, harness_teardown),
@@ -1218,6 +1317,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_any_encoding, harness_setup, harness_teardown),
                 cmocka_unit_test_setup_teardown(test_pipelined, harness_setup, harness_teardown),
                 cmocka_unit_test_setup_teardown(test_half_close, harness_setup, harness_teardown),
+                cmocka_unit_test_setup_teardown(test_last_request, harness_setup, harness_teardown),
                 cmocka_unit_test_setup_teardown(test_names, harness_setup, harness_teardown),
                 cmocka_unit_test_setup_teardown(test_counter_bounds, harness_setup, harness_teardown),
                 cmocka_unit_test_setup_teardown(test_waits, harness_setup, harness_teardown),

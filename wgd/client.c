@@ -457,8 +457,14 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         return 0;
 }
 
+void client_last_request(Client *c) {
+        /* on_readable() reads no further, and on_io() closes it after the batch's answers. */
+        c->hung_up = true;
+}
+
 void client_pending_done(Client *c) {
-        if (!c->hung_up || c->n_cluster_ops > 0)
+        /* In the middle of its batch (an answer at once): on_io() closes it after the batch. */
+        if (!c->hung_up || c->n_cluster_ops > 0 || stage.client == c)
                 return;
         if (!c->dead && c->out_head)
                 (void) out_flush(c);

@@ -59,7 +59,7 @@ struct Client {
         unsigned n_passes_sent; /* of those, sent; linked in account->passers while not 0 */
         LIST_FIELDS(Client, passers);
         bool dead;    /* failed or misbehaved: shut down, closed at its next event */
-        bool hung_up; /* end of file: answered as far as the socket takes it, then closed */
+        bool hung_up; /* end of file or Request.last: answered as far as the socket takes it, then closed */
 
         LIST_FIELDS(Client, clients); /* the owner's list */
 };
@@ -104,6 +104,13 @@ int client_may_pass(Client *c);
  * may be gone when it returns.
  */
 void client_serve_now(Client *c);
+
+/*
+ * The request just handled was @c's last (Request.last): nothing more is read from it, and once
+ * this batch is answered it is closed, as after an end of file. Only from a ClientHandlers.record
+ * callback, once the request is handled.
+ */
+void client_last_request(Client *c);
 
 /*
  * The last answer @c waited for (cluster requests, which wait for etcd) went out: a client that

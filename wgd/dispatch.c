@@ -810,6 +810,17 @@ void dispatch_record(Client *c, const uint8_t *buf, size_t len, int error) {
                 return;
         }
 
+        if (req->has_last && req->last &&
+            (req->op_case == WG__V1__REQUEST__OP_WAIT || req->op_case == WG__V1__REQUEST__OP_JOIN)) {
+                reply_error(
+                        c,
+                        id,
+                        -EINVAL,
+                        "A Wait or a Join cannot be the last request: the close would end it.");
+                client_last_request(c);
+                return;
+        }
+
         switch (req->op_case) {
         case WG__V1__REQUEST__OP_CREATE:
                 op_create(c, id, req->create);
@@ -851,4 +862,8 @@ void dispatch_record(Client *c, const uint8_t *buf, size_t len, int error) {
                 reply_error(c, id, -EOPNOTSUPP, "No operation, or one this wgd does not know.");
                 break;
         }
+
+        /* Only now: a cluster request answered at once must not find its connection ending. */
+        if (req->has_last && req->last)
+                client_last_request(c);
 }

@@ -476,6 +476,52 @@ static void test_no_etcd(void **state) {
         close(c);
 }
 
+/*
+ * A node holds no more than its own limits allow, whatever the other nodes let through: gamma,
+ * with --max-groups-per-user=2, mirrors two of the three cluster groups that root makes on
+ * alpha, and says no to a third of its own; alpha and beta hold all three.
+ */
+static void test_mirror_limits(void **state) {
+        Fixture *f = FIXTURE(state);
+        int a, b, g;
+
+        harness_stop(&f->nodes[2], SIGTERM);
+        node_start_with(f, 2, (const char *const[]) { "--max-groups-per-user=2", NULL });
+        a = pc_connect(f->nodes[0].socket_path);
+        b = pc_connect(f->nodes[1].socket_path);
+        g = pc_connect(f->nodes[2].socket_path);
+
+        pc_expect(create_cluster(a, "limit-1", 0, 0), 0);
+        pc_expect(create_cluster(a, "limit-2", 0, 0), 0);
+        pc_expect(create_cluster(a, "limit-3", 0, 0), 0);
+        /* A change after the three: once gamma has it, it has seen all three (etcd's order). */
+        pc_expect(pc_add(a, "limit-1", 1), 0);
+        stat_until(b, "limit-3", 0, 0);
+        stat_until(g, "limit-1", 1, 0);
+
+        stat_until(g, "limit-2", 0, 0);
+        pc_expect(pc_stat(g, "limit-3"), ENOENT);
+        pc_expect(create_cluster(g, "limit-4", 0, 0), EDQUOT);
+        pc_expect(pc_create(g, "local", 0, 0), EDQUOT);
+        /* Room again: a deleted mirror makes room for a group of gamma's own. */
+        pc_expect(pc_delete(a, "limit-2"), 0);
+        {
+                uint64_t deadline = monotonic_usec() + 60 * UINT64_C(1000000);
+                Wg__V1__Response *r;
+
+                while (pc_errnum(r = pc_stat(g, "limit-2")) != ENOENT) {
+                        assert_true(monotonic_usec() < deadline);
+                        pc_free(r);
+                        sleep_usec(10000);
+                }
+                pc_free(r);
+        }
+        pc_expect(pc_create(g, "local", 0, 0), 0);
+        close(a);
+        close(b);
+        close(g);
+}
+
 /* Run wgctl against node @i; its exit status. stdout goes to @out, stderr to @err (NULL: ours). */
 static int wgctl_full(Fixture *f, size_t i, const char *out, const char *err, const char *const *args) {
         const char *argv[16] = { getenv("WG_WGCTL") };
@@ -901,6 +947,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_node_killed, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_node_restarted, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_no_etcd, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_mirror_limits, setup, teardown),
         };
 
         if (getenv("WG_TEST_FILTER"))

@@ -495,25 +495,46 @@ static void group_gone(Cluster *k, Group *g) {
         server_update_status(k->server);
 }
 
-/* Make the local mirror of cluster group @f->name, if it is not there yet. NULL: could not. */
-static Group *mirror_group(Cluster *k, const GroupFields *f) {
+/*
+ * Make the local mirror of cluster group @f->name, if it is not there yet, and say why not
+ * (logged here): -EEXIST, a local group of that name hides it; -ENOSPC or -EDQUOT, this node's
+ * --max-groups or the owner's --max-groups-per-user here, which a group made by another node
+ * (not @ours, whose Create this node checked before it asked etcd) must fit in, so that one
+ * node's limits bound what it holds however many nodes there are.
+ */
+static int mirror_group(Cluster *k, const GroupFields *f, bool ours, Group **ret) {
         Group *g = server_find_group(k->server, f->name);
         int r;
 
-        if (g)
-                return g->cluster ? g : NULL; /* a local group of that name hides it here */
-        r = server_add_group(k->server, f, &g);
-        if (r < 0) {
-                log_warning_errno(r, "Failed to mirror cluster group %s: %m", f->name);
-                return NULL;
+        if (g) {
+                if (!g->cluster) {
+                        log_warning(
+                                "Cluster group %s is hidden on this node by a local group of that name.",
+                                f->name);
+                        return -EEXIST;
+                }
+                *ret = g;
+                return 0;
         }
+        r = server_add_group(k->server, f, /* within_limits= */ !ours, &g);
+        if (r == -ENOSPC || r == -EDQUOT) {
+                log_warning(
+                        "Not mirroring cluster group %s: %s as many groups as it may here (%s).",
+                        f->name,
+                        r == -ENOSPC ? "this node holds" : "its owner has",
+                        r == -ENOSPC ? "--max-groups" : "--max-groups-per-user");
+                return r;
+        }
+        if (r < 0)
+                return log_warning_errno(r, "Failed to mirror cluster group %s: %m", f->name);
         if (!cluster_group_new(k, g)) {
                 server_delete_group(k->server, g);
-                return NULL;
+                return log_warning_errno(-ENOMEM, "Failed to mirror cluster group %s: %m", f->name);
         }
         log_info("Mirroring cluster group %s (owner %u, mode %04o).", g->name, (unsigned) g->owner, g->mode);
         server_update_status(k->server);
-        return g;
+        *ret = g;
+        return 0;
 }
 
 /* ---- changes: add, done, reset ---------------------------------------------------------- */
@@ -1435,6 +1456,7 @@ static void on_create_reply(EtcdCall *call, int error, json_object *reply, void 
         GroupFields existing;
         State st;
         Group *g;
+        int r;
 
         if (error < 0) {
                 if (c)
@@ -1453,14 +1475,16 @@ static void on_create_reply(EtcdCall *call, int error, json_object *reply, void 
                 goto bad;
 
         if (txn_succeeded(reply)) {
-                g = mirror_group(k, &cc->fields);
-                if (!g) {
+                r = mirror_group(k, &cc->fields, /* ours= */ true, &g);
+                if (r < 0) {
                         if (c)
                                 reply_error(
                                         c,
                                         cc->op.id,
-                                        -EEXIST,
-                                        "A local group '%s' exists on this node.",
+                                        r,
+                                        r == -EEXIST ?
+                                                "A local group '%s' exists on this node." :
+                                                "Created cluster group '%s', but cannot mirror it here.",
                                         cc->name);
                         goto finish;
                 }
@@ -1482,7 +1506,8 @@ static void on_create_reply(EtcdCall *call, int error, json_object *reply, void 
                 goto bad;
         free(value);
         value = NULL;
-        g = mirror_group(k, &existing);
+        if (mirror_group(k, &existing, /* ours= */ false, &g) < 0)
+                g = NULL;
         kv = txn_range_kv(reply, 1);
         if (g && kv && etcd_json_get_bytes(kv, "value", (void **) &value, &len) == 0 &&
             etcd_json_get_int64(kv, "mod_revision", &mod) == 0 && state_parse(value, len, &st) == 0)
@@ -1741,11 +1766,7 @@ static void apply_kv(Cluster *k, json_object *kv, bool deleted, KvPass pass) {
                 if (meta_parse(value, len, name, &f) < 0)
                         log_warning(
                                 "Ignoring cluster group %s, whose metadata in etcd makes no sense.", name);
-                else if (!(g = mirror_group(k, &f)))
-                        log_warning(
-                                "Cluster group %s is hidden on this node by a local group of that name.",
-                                name);
-                else
+                else if (mirror_group(k, &f, /* ours= */ false, &g) >= 0)
                         g->cluster->seen = true;
         } else if (!g || !g->cluster)
                 goto finish;

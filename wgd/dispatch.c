@@ -273,15 +273,16 @@ static Group *create_group(
                         (unsigned long long) WG_STATE_COUNT_MASK);
                 return NULL;
         }
-        if (s->n_groups >= s->limits.groups) {
-                reply_error(c, id, -ENOSPC, "wgd holds %u groups, the most it may.", s->n_groups);
+        r = server_may_add_group(s, c->peer.uid);
+        if (r == -ENOSPC) {
+                reply_error(c, id, r, "wgd holds %u groups, the most it may.", s->n_groups);
                 return NULL;
         }
-        if (c->account->n_groups >= s->limits.groups_per_uid) {
+        if (r < 0) {
                 reply_error(
                         c,
                         id,
-                        -EDQUOT,
+                        r,
                         "Uid %u owns %u groups, the most allowed.",
                         (unsigned) c->peer.uid,
                         c->account->n_groups);
@@ -302,7 +303,7 @@ static Group *create_group(
                 cluster_create(s->cluster, c, id, &f, count, exist_ok, open);
                 return NULL;
         }
-        r = server_add_group(s, &f, &g);
+        r = server_add_group(s, &f, /* within_limits= */ false, &g); /* checked above */
         if (r < 0) {
                 log_warning_errno(r, "Failed to create group %s: %m", name);
                 reply_error(c, id, r, "Could not create the group: %s.", strerror(-r));

@@ -101,7 +101,18 @@ static void group_drop(Server *s, Group *g) {
         server_update_idle(s);
 }
 
-int server_add_group(Server *s, const GroupFields *f, Group **ret) {
+int server_may_add_group(Server *s, uid_t owner) {
+        Account *a;
+
+        if (s->n_groups >= s->limits.groups)
+                return -ENOSPC;
+        a = account_find(&s->accounts, owner);
+        if (a && a->n_groups >= s->limits.groups_per_uid)
+                return -EDQUOT;
+        return 0;
+}
+
+int server_add_group(Server *s, const GroupFields *f, bool within_limits, Group **ret) {
         Group *g;
         int r;
 
@@ -123,6 +134,11 @@ int server_add_group(Server *s, const GroupFields *f, Group **ret) {
                         log_warning_errno(r, "Dropping the stored mirror of cluster group %s: %m", f->name);
                         fdstore_remove(fdname);
                 }
+        }
+        if (within_limits) {
+                r = server_may_add_group(s, f->owner);
+                if (r < 0)
+                        return r;
         }
         r = group_add(s, f, -EBADF, &g);
         if (r < 0)

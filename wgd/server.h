@@ -129,8 +129,18 @@ void server_drop_client(Server *s, Client *c);
 Group *server_find_group(Server *s, const char *name);
 /* Visit every group in name order. @f must not add or remove groups. */
 void server_foreach_group(Server *s, void (*f)(Group *g, void *userdata), void *userdata);
-/* A new group owned by @f->owner (charged to its account), on a new segment, in the fdstore. */
-int server_add_group(Server *s, const GroupFields *f, Group **ret);
+/*
+ * Whether this wgd may hold one more group owned by @owner: 0, or -ENOSPC (--max-groups) or
+ * -EDQUOT (the owner's --max-groups-per-user), counting local groups and mirrors alike.
+ */
+int server_may_add_group(Server *s, uid_t owner);
+/*
+ * A new group owned by @f->owner (charged to its account), on a new segment, in the fdstore;
+ * or, for a cluster group, the mirror kept in the fdstore across a restart, if there is one.
+ * With @within_limits, a group that server_may_add_group() refuses is not made (a mirror taken
+ * back from the fdstore always is: processes here may map it).
+ */
+int server_add_group(Server *s, const GroupFields *f, bool within_limits, Group **ret);
 /* Forget @g in this process (wgd stops): Waits answered ESHUTDOWN; it stays in the fdstore. */
 void server_forget_group(Server *s, Group *g);
 /* Delete for good: Waits answered EIDRM, members forgotten, the segment marked. */

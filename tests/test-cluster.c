@@ -522,6 +522,74 @@ static void test_mirror_limits(void **state) {
         close(g);
 }
 
+/* Send a Join of @name with id @id on @c, not waiting for its answer. */
+static void join_send(int c, uint64_t id, const char *name) {
+        Wg__V1__Request req = WG__V1__REQUEST__INIT;
+        Wg__V1__Join m = WG__V1__JOIN__INIT;
+
+        m.name = (char *) name;
+        req.has_version = req.has_id = true;
+        req.version = 1;
+        req.id = id;
+        req.op_case = WG__V1__REQUEST__OP_JOIN;
+        req.join = &m;
+        pc_send(c, &req);
+}
+
+/*
+ * Joins of a cluster group wait for etcd: those in flight count against the uid's memberships
+ * already. With --max-members-per-user=2, one member and one Join waiting for a stopped etcd,
+ * a third Join is refused at once.
+ */
+static void test_joins_in_flight(void **state) {
+        Fixture *f = FIXTURE(state);
+        Wg__V1__Response *r;
+        int a, b, j, fd;
+
+        harness_stop(&f->nodes[1], SIGTERM);
+        node_start_with(f, 1, (const char *const[]) { "--max-members-per-user=2", NULL });
+        a = pc_connect(f->nodes[0].socket_path);
+        b = pc_connect(f->nodes[1].socket_path);
+        pc_expect(create_cluster(a, "crowd", 0, 0666), 0);
+        stat_until(b, "crowd", 0, 0);
+
+        /* The first member, once beta holds its lease (EAGAIN until then). */
+        j = pc_connect(f->nodes[1].socket_path);
+        {
+                uint64_t deadline = monotonic_usec() + 60 * UINT64_C(1000000);
+
+                while (pc_errnum(r = pc_join(j, "crowd", &fd)) == EAGAIN) {
+                        assert_true(monotonic_usec() < deadline);
+                        pc_free(r);
+                        sleep_usec(50000);
+                }
+                assert_int_equal(pc_errnum(r), 0);
+                pc_free(r);
+                close(fd);
+        }
+
+        etcd_member_signal(&f->etcd, 0, SIGSTOP);
+        join_send(b, 2, "crowd"); /* waits for etcd */
+        join_send(b, 3, "crowd");
+        r = pc_recv(b, &fd); /* the third's, at once: etcd answers nothing now */
+        assert_int_equal(r->id, 3);
+        assert_int_equal(pc_errnum(r), EDQUOT);
+        assert_true(fd < 0);
+        pc_free(r);
+        etcd_member_signal(&f->etcd, 0, SIGCONT);
+
+        r = pc_recv(b, &fd);
+        assert_int_equal(r->id, 2);
+        assert_int_equal(pc_errnum(r), 0);
+        assert_true(fd >= 0);
+        close(fd);
+        pc_free(r);
+        stat_until(a, "crowd", 2, 0);
+        close(a);
+        close(b);
+        close(j);
+}
+
 /* Run wgctl against node @i; its exit status. stdout goes to @out, stderr to @err (NULL: ours). */
 static int wgctl_full(Fixture *f, size_t i, const char *out, const char *err, const char *const *args) {
         const char *argv[16] = { getenv("WG_WGCTL") };
@@ -948,6 +1016,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_node_restarted, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_no_etcd, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_mirror_limits, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_joins_in_flight, setup, teardown),
         };
 
         if (getenv("WG_TEST_FILTER"))

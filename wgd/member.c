@@ -154,14 +154,24 @@ static void member_freep(Member **m) {
         member_free(*m);
 }
 
-/* Link @m into @g and charge @a: the last step of a join or a restore, which cannot fail. */
+/* Count @m against @a's memberships and everybody's (member_free() takes it off). */
+static void charge(Member *m, Account *a) {
+        m->account = a;
+        a->n_members++;
+        a->table->n_members++;
+}
+
+/*
+ * Link @m into @g, charged to @a if it is not yet: the last step of a join or a restore, which
+ * cannot fail.
+ */
 static void attach(Member *m, Group *g, Account *a) {
         m->group = g;
         LIST_PREPEND(by_group, g->members, m);
         g->n_members++;
-        m->account = a;
-        a->n_members++;
-        a->table->n_members++;
+        if (!m->account)
+                charge(m, a);
+        assert(m->account == a);
 }
 
 int member_new(Client *c, const char *description, Member **ret) {
@@ -194,6 +204,11 @@ int member_new(Client *c, const char *description, Member **ret) {
         if (!m->description)
                 return -ENOMEM;
 
+        /*
+         * Charged from now on, not once it is linked: a cluster Join waits for etcd meanwhile,
+         * and those in flight count against the limits that the next Join is checked against.
+         */
+        charge(m, c->account);
         *ret = TAKE_PTR(m);
         return 0;
 }

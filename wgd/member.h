@@ -51,8 +51,8 @@ typedef struct MemberFields {
 
 /*
  * The parts of a join, for a cluster group's (cluster.c), whose add is an etcd transaction: a
- * member of @c's peer, not linked anywhere yet (member_free() it if the join fails); watch its
- * pidfd; link it into @g and @c, charged to @c's account.
+ * member of @c's peer, charged to @c's account already but not linked anywhere yet
+ * (member_free() it if the join fails); watch its pidfd; link it into @g and @c.
  */
 int member_new(Client *c, const char *description, Member **ret);
 /* Park an attached member's pidfd in the fdstore, as member_join() does: a restart keeps it. */

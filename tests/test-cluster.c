@@ -47,8 +47,11 @@ typedef struct Fixture {
 
 static const char *const node_names[NODES] = { "alpha", "beta", "gamma" };
 
-/* Start node @i's wgd on the fixture's etcd, with @extra arguments (NULL-terminated, or NULL). */
-static void node_start_with(Fixture *f, size_t i, const char *const *extra) {
+/*
+ * Start node @i's wgd on the fixture's etcd, with @extra arguments (NULL-terminated, or NULL), as
+ * @opts (may be NULL) say.
+ */
+static void node_start_opts(Fixture *f, size_t i, const char *const *extra, const HarnessOptions *opts) {
         char etcd_arg[512], node_arg[64];
         char ttl_arg[32];
         const char *args[16] = { "--idle-timeout=0", "--log-level=warning", ttl_arg };
@@ -65,7 +68,12 @@ static void node_start_with(Fixture *f, size_t i, const char *const *extra) {
         for (size_t j = 0; extra && extra[j] && k < ELEMENTSOF(args) - 1; j++)
                 args[k++] = extra[j];
         args[k] = NULL;
-        harness_start(&f->nodes[i], args);
+        harness_spawn(&f->nodes[i], args, opts);
+        assert_int_equal(harness_wait_ready(&f->nodes[i], 60000, NULL), 0);
+}
+
+static void node_start_with(Fixture *f, size_t i, const char *const *extra) {
+        node_start_opts(f, i, extra, NULL);
 }
 
 static void node_start(Fixture *f, size_t i) {
@@ -590,6 +598,74 @@ static void test_joins_in_flight(void **state) {
         close(j);
 }
 
+/* How many times @text is in the file at @path. */
+static unsigned file_count(const char *path, const char *text) {
+        _cleanup_free_ char *buf = NULL;
+        size_t size = 0, len = 0;
+        unsigned n = 0;
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+        assert_true(fd >= 0);
+        for (;;) {
+                ssize_t k;
+
+                if (len + 1 >= size) {
+                        size = size ? 2 * size : 65536;
+                        buf = realloc(buf, size);
+                        assert_non_null(buf);
+                }
+                k = read(fd, buf + len, size - len - 1);
+                assert_true(k >= 0);
+                if (k == 0)
+                        break;
+                len += (size_t) k;
+        }
+        close(fd);
+        buf[len] = 0;
+        for (const char *p = buf; (p = strstr(p, text)); p += strlen(text))
+                n++;
+        return n;
+}
+
+/* Poll until @text is in the file at @path at least @n times (bounded, then fail). */
+static void file_count_until(const char *path, const char *text, unsigned n) {
+        uint64_t deadline = monotonic_usec() + 60 * UINT64_C(1000000);
+
+        while (file_count(path, text) < n) {
+                if (monotonic_usec() > deadline)
+                        fail_msg("'%s' is in %s %u times, not %u", text, path, file_count(path, text), n);
+                sleep_usec(20000);
+        }
+}
+
+static bool file_has(const char *path, const char *text) {
+        return file_count(path, text) > 0;
+}
+
+/*
+ * A node whose etcd is away tries again every second, and says so once (a warning), then only
+ * at debug level, until it works again (a notice): not a warning a second in the journal.
+ */
+static void test_etcd_away_quietly(void **state) {
+        Fixture *f = FIXTURE(state);
+        HarnessOptions opts = {};
+        char path[400];
+
+        snprintf(path, sizeof(path), "%s/wgd.log", f->nodes[2].dir);
+        opts.stderr_path = path;
+        harness_stop(&f->nodes[2], SIGTERM);
+        node_start_opts(f, 2, (const char *const[]) { "--log-level=debug", NULL }, &opts);
+        file_count_until(path, "Following 0 cluster groups in etcd", 1);
+
+        etcd_member_signal(&f->etcd, 0, SIGKILL);
+        /* Three tries at least, each a failure. */
+        file_count_until(path, "<7>The watch of etcd ended, trying again", 2);
+        assert_int_equal(file_count(path, "<4>The watch of etcd ended"), 1);
+
+        etcd_member_restart(&f->etcd, 0);
+        file_count_until(path, "<5>Following etcd again.", 1);
+}
+
 /* Run wgctl against node @i; its exit status. stdout goes to @out, stderr to @err (NULL: ours). */
 static int wgctl_full(Fixture *f, size_t i, const char *out, const char *err, const char *const *args) {
         const char *argv[16] = { getenv("WG_WGCTL") };
@@ -622,19 +698,6 @@ static int wgctl_full(Fixture *f, size_t i, const char *out, const char *err, co
 
 static int wgctl(Fixture *f, size_t i, const char *out, const char *const *args) {
         return wgctl_full(f, i, out, NULL, args);
-}
-
-static bool file_has(const char *path, const char *text) {
-        char buf[8192];
-        ssize_t n;
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-        assert_true(fd >= 0);
-        n = read(fd, buf, sizeof(buf) - 1);
-        close(fd);
-        assert_true(n >= 0);
-        buf[n] = 0;
-        return strstr(buf, text) != NULL;
 }
 
 /* The README's example: wgctl on three machines, one group. */
@@ -1017,6 +1080,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_no_etcd, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_mirror_limits, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_joins_in_flight, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_etcd_away_quietly, setup, teardown),
         };
 
         if (getenv("WG_TEST_FILTER"))

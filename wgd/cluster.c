@@ -106,7 +106,31 @@ struct Cluster {
         uint64_t lease_renewed; /* CLOCK_MONOTONIC */
         char *lease_fdname;     /* where it is parked for the next wgd: wl1.NODE.ID */
         bool restored;          /* the fdstore's members are back (after the first read of etcd) */
+
+        /* Said once that following etcd (its read and watch), or the lease, fails: see trouble(). */
+        bool follow_trouble, lease_trouble;
 };
+
+/*
+ * A failure that is tried again every second: a warning the first time, and until it works
+ * again (trouble_over()) no more than debug messages, so that a node whose etcd is away, or
+ * refuses its credentials, does not write to the journal every second.
+ */
+static void trouble(bool *said, int error, const char *what) {
+        if (*said) {
+                log_debug_errno(error, "%s, trying again: %m", what);
+                return;
+        }
+        *said = true;
+        log_warning_errno(error, "%s, trying again every second (quietly, until it works): %m", what);
+}
+
+static void trouble_over(bool *said, const char *what) {
+        if (!*said)
+                return;
+        *said = false;
+        log_notice("%s", what);
+}
 
 /* ---- keys and values ------------------------------------------------------------------ */
 
@@ -1363,12 +1387,13 @@ static void on_lease_reply(EtcdCall *call, int error, json_object *reply, void *
         k->lease_call = NULL;
         if (k->lease == 0) {
                 if (error < 0 || etcd_json_get_int64(reply, "ID", &id) < 0 || id == 0) {
-                        log_warning_errno(
+                        trouble(&k->lease_trouble,
                                 error < 0 ? error : -EBADMSG,
-                                "Failed to get a lease from etcd, trying again: %m");
+                                "Failed to get a lease from etcd");
                         lease_later(k, RESYNC_USEC);
                         return;
                 }
+                trouble_over(&k->lease_trouble, "Got a lease from etcd again.");
                 k->lease = id;
                 k->lease_renewed = now_usec();
                 lease_park(k);
@@ -1818,13 +1843,14 @@ static void on_watch(EtcdWatch *w, int error, json_object *result, void *userdat
 
         if (error < 0) {
                 k->watch = NULL;
-                log_warning_errno(error, "The watch of etcd ended, resuming it: %m");
+                trouble(&k->follow_trouble, error, "The watch of etcd ended");
                 /* Compacted away: what changed since is lost, read everything again. */
                 resync_later(k, error == -ERANGE);
                 if (error != -ERANGE)
                         k->watch_from = etcd_watch_next_revision(w);
                 return;
         }
+        trouble_over(&k->follow_trouble, "Following etcd again.");
         if (!json_object_object_get_ex(result, "events", &events) ||
             !json_object_is_type(events, json_type_array))
                 return;
@@ -1858,7 +1884,7 @@ static void watch_start(Cluster *k) {
         }
         free(end);
         if (r < 0) {
-                log_warning_errno(r, "Failed to watch etcd, trying again: %m");
+                trouble(&k->follow_trouble, r, "Failed to watch etcd");
                 resync_later(k, false);
         }
 }
@@ -1907,9 +1933,9 @@ static void on_sync_reply(EtcdCall *call, int error, json_object *reply, void *u
 
         k->sync_call = NULL;
         if (error < 0 || etcd_json_get_revision(reply, &revision) < 0) {
-                log_warning_errno(
+                trouble(&k->follow_trouble,
                         error < 0 ? error : -EBADMSG,
-                        "Failed to read the cluster groups from etcd, trying again: %m");
+                        "Failed to read the cluster groups from etcd");
                 resync_later(k, true);
                 return;
         }
@@ -1964,7 +1990,7 @@ static void sync_start(Cluster *k) {
                 r = etcd_call(k->etcd, "kv/range", TAKE_PTR(body), on_sync_reply, k, &k->sync_call);
         json_object_put(body);
         if (r < 0) {
-                log_warning_errno(r, "Failed to read the cluster groups from etcd, trying again: %m");
+                trouble(&k->follow_trouble, r, "Failed to read the cluster groups from etcd");
                 resync_later(k, true);
         }
 }

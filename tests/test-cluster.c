@@ -917,16 +917,9 @@ static void test_node_killed(void **state) {
 
         /* Every node says who it was: beta's member, abandoned. */
         {
-                Wg__V1__Request req = WG__V1__REQUEST__INIT;
-                Wg__V1__Stat m = WG__V1__STAT__INIT;
                 bool named = false;
 
-                m.name = (char *) "held";
-                m.has_generation = true;
-                m.generation = 0;
-                req.op_case = WG__V1__REQUEST__OP_STAT;
-                req.stat = &m;
-                r = pc_call(w, &req, NULL);
+                r = pc_stat_generation(w, "held", 0);
                 assert_int_equal(pc_errnum(r), 0);
                 assert_non_null(r->group->outcome);
                 assert_int_equal(r->group->outcome->abandoned, 1);
@@ -1047,15 +1040,7 @@ static void test_node_restarted(void **state) {
         assert_int_equal(reap(holder), 0);
 
         {
-                Wg__V1__Request req = WG__V1__REQUEST__INIT;
-                Wg__V1__Stat m = WG__V1__STAT__INIT;
-
-                m.name = (char *) "kept";
-                m.has_generation = true;
-                m.generation = 0;
-                req.op_case = WG__V1__REQUEST__OP_STAT;
-                req.stat = &m;
-                r = pc_call(c, &req, NULL);
+                r = pc_stat_generation(c, "kept", 0);
                 assert_int_equal(pc_errnum(r), 0);
                 assert_non_null(r->group->outcome);
                 assert_int_equal(r->group->outcome->succeeded, 1);

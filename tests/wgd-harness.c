@@ -575,14 +575,22 @@ Wg__V1__Response *pc_create(int fd, const char *name, uint32_t mode, uint64_t co
         return pc_call(fd, &req, NULL);
 }
 
-Wg__V1__Response *pc_stat(int fd, const char *name) {
+Wg__V1__Response *pc_stat_generation(int fd, const char *name, uint64_t generation) {
         Wg__V1__Request req = WG__V1__REQUEST__INIT;
         Wg__V1__Stat m = WG__V1__STAT__INIT;
 
         m.name = (char *) name;
+        if (generation != UINT64_MAX) {
+                m.has_generation = true;
+                m.generation = generation;
+        }
         req.op_case = WG__V1__REQUEST__OP_STAT;
         req.stat = &m;
         return pc_call(fd, &req, NULL);
+}
+
+Wg__V1__Response *pc_stat(int fd, const char *name) {
+        return pc_stat_generation(fd, name, UINT64_MAX);
 }
 
 Wg__V1__Response *pc_add(int fd, const char *name, int64_t delta) {

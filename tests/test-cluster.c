@@ -536,12 +536,9 @@ static void join_send(int c, uint64_t id, const char *name) {
         Wg__V1__Join m = WG__V1__JOIN__INIT;
 
         m.name = (char *) name;
-        req.has_version = req.has_id = true;
-        req.version = 1;
-        req.id = id;
         req.op_case = WG__V1__REQUEST__OP_JOIN;
         req.join = &m;
-        pc_send(c, &req);
+        pc_send_id(c, id, &req);
 }
 
 /*

@@ -459,13 +459,9 @@ static void passed_limit(Harness *h, unsigned per_uid, unsigned all, unsigned ex
                 Wg__V1__Open m = WG__V1__OPEN__INIT;
 
                 m.name = (char *) "passed";
-                req.has_version = true;
-                req.version = 1;
-                req.has_id = true;
-                req.id = i + 1;
                 req.op_case = WG__V1__REQUEST__OP_OPEN;
                 req.open = &m;
-                pc_send(c, &req);
+                pc_send_id(c, i + 1, &req);
         }
         /*
          * Read only once wgd has answered them all: what is read meanwhile would count no more.

@@ -1095,9 +1095,6 @@ static void test_pipelined(void **state) {
                 Wg__V1__Stat stat = WG__V1__STAT__INIT;
 
                 snprintf(name, sizeof(name), "a-pipelined-group-with-a-long-name-%03u", (unsigned) ((id - 1) / 4));
-                req.has_version = req.has_id = true;
-                req.version = 1;
-                req.id = id;
                 switch (id % 4) {
                 case 1:
                         req.op_case = WG__V1__REQUEST__OP_LIST;
@@ -1119,7 +1116,7 @@ static void test_pipelined(void **state) {
                         req.stat = &stat;
                         break;
                 }
-                pc_send(c, &req);
+                pc_send_id(c, id, &req);
         }
         /* wgd has read every request, and answered what its socket took: the rest is queued. */
         wait_until_sent_all_read(c);
@@ -1180,12 +1177,9 @@ static void test_half_close(void **state) {
                 Wg__V1__Stat stat = WG__V1__STAT__INIT;
 
                 stat.name = (char *) "half";
-                req.has_version = req.has_id = true;
-                req.version = 1;
-                req.id = id;
                 req.op_case = WG__V1__REQUEST__OP_STAT;
                 req.stat = &stat;
-                pc_send(c, &req);
+                pc_send_id(c, id, &req);
         }
         pc_wait_send(c, 13, "half", UINT64_MAX); /* count 1: would wait for ever */
         assert_int_equal(shutdown(c, SHUT_WR), 0);

@@ -505,6 +505,13 @@ void pc_send(int fd, Wg__V1__Request *req) {
         assert_int_equal(seqpacket_send(fd, buf, len, -1, 0), 0);
 }
 
+void pc_send_id(int fd, uint64_t id, Wg__V1__Request *req) {
+        req->has_version = req->has_id = true;
+        req->version = 1;
+        req->id = id;
+        pc_send(fd, req);
+}
+
 Wg__V1__Response *pc_recv(int fd, int *ret_fd) {
         uint8_t buf[WG_RECORD_MAX];
         struct pollfd p = { .fd = fd, .events = POLLIN };
@@ -525,11 +532,7 @@ Wg__V1__Response *pc_call(int fd, Wg__V1__Request *req, int *ret_fd) {
         static uint64_t next_id = 1000;
         Wg__V1__Response *r;
 
-        req->has_version = true;
-        req->version = 1;
-        req->has_id = true;
-        req->id = next_id++;
-        pc_send(fd, req);
+        pc_send_id(fd, next_id++, req);
         r = pc_recv(fd, ret_fd);
         assert_true(r->has_id);
         assert_true(r->id == req->id);
@@ -654,13 +657,9 @@ void pc_wait_send(int fd, uint64_t id, const char *name, uint64_t timeout_usec) 
                 m.has_timeout_usec = true;
                 m.timeout_usec = timeout_usec;
         }
-        req.has_version = true;
-        req.version = 1;
-        req.has_id = true;
-        req.id = id;
         req.op_case = WG__V1__REQUEST__OP_WAIT;
         req.wait = &m;
-        pc_send(fd, &req);
+        pc_send_id(fd, id, &req);
 }
 
 pid_t spawn_wgd(const char *const *args) {

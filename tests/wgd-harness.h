@@ -109,6 +109,8 @@ int connect_retry(const char *path);
 /* Protocol client. Everything asserts, so a test reads as a list of expectations. */
 int pc_connect(const char *path);
 void pc_send(int fd, Wg__V1__Request *req);
+/* Send @req as version 1 with id @id, not waiting for its answer. */
+void pc_send_id(int fd, uint64_t id, Wg__V1__Request *req);
 /* Wait (bounded) for the next response. @ret_fd may be NULL: then no fd may come. */
 Wg__V1__Response *pc_recv(int fd, int *ret_fd);
 Wg__V1__Response *pc_call(int fd, Wg__V1__Request *req, int *ret_fd);

@@ -530,6 +530,51 @@ static void test_mirror_limits(void **state) {
         close(g);
 }
 
+/*
+ * Creates of cluster groups wait for etcd: those in flight count against the uid's groups
+ * already. With --max-groups-per-user=2, one group and one Create waiting for a stopped etcd, a
+ * third Create is refused at once.
+ */
+static void test_creates_in_flight(void **state) {
+        Fixture *f = FIXTURE(state);
+        Wg__V1__Response *r;
+        int b;
+
+        harness_stop(&f->nodes[1], SIGTERM);
+        node_start_with(f, 1, (const char *const[]) { "--max-groups-per-user=2", NULL });
+        b = pc_connect(f->nodes[1].socket_path);
+        pc_expect(create_cluster(b, "made-1", 0, 0), 0);
+
+        etcd_member_signal(&f->etcd, 0, SIGSTOP);
+        for (uint64_t id = 2; id <= 3; id++) {
+                Wg__V1__Request req = WG__V1__REQUEST__INIT;
+                Wg__V1__Create m = WG__V1__CREATE__INIT;
+                char name[16];
+
+                snprintf(name, sizeof(name), "made-%" PRIu64, id);
+                m.name = name;
+                m.has_cluster = m.cluster = true;
+                req.op_case = WG__V1__REQUEST__OP_CREATE;
+                req.create = &m;
+                pc_send_id(b, id, &req);
+        }
+        r = pc_recv(b, NULL); /* the third's, at once: etcd answers nothing now */
+        assert_int_equal(r->id, 3);
+        assert_int_equal(pc_errnum(r), EDQUOT);
+        pc_free(r);
+        etcd_member_signal(&f->etcd, 0, SIGCONT);
+
+        r = pc_recv(b, NULL);
+        assert_int_equal(r->id, 2);
+        assert_int_equal(pc_errnum(r), 0);
+        pc_free(r);
+        pc_expect(pc_stat(b, "made-2"), 0);
+        pc_expect(pc_stat(b, "made-3"), ENOENT);
+        /* The reservation became the group: still two, not three. */
+        pc_expect(create_cluster(b, "made-4", 0, 0), EDQUOT);
+        close(b);
+}
+
 /* Send a Join of @name with id @id on @c, not waiting for its answer. */
 static void join_send(int c, uint64_t id, const char *name) {
         Wg__V1__Request req = WG__V1__REQUEST__INIT;
@@ -1061,6 +1106,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_node_restarted, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_no_etcd, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_mirror_limits, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_creates_in_flight, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_joins_in_flight, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_etcd_away_quietly, setup, teardown),
         };

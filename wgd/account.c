@@ -31,8 +31,8 @@ Account *account_get(AccountTable *t, uid_t uid) {
 }
 
 void account_release(Account *a) {
-        if (!a || a->n_connections > 0 || a->n_groups > 0 || a->n_members > 0 || a->queued_bytes > 0 ||
-            a->n_passes > 0)
+        if (!a || a->n_connections > 0 || a->n_groups > 0 || a->n_creating > 0 || a->n_members > 0 ||
+            a->queued_bytes > 0 || a->n_passes > 0)
                 return;
         LIST_REMOVE(accounts, a->table->accounts, a);
         free(a);

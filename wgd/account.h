@@ -22,6 +22,7 @@ typedef struct Account {
         uid_t uid;
         unsigned n_connections;
         unsigned n_groups;
+        unsigned n_creating; /* Creates of cluster groups waiting for etcd: groups to come */
         unsigned n_members;
         size_t queued_bytes;    /* answers queued for this uid's connections */
         unsigned n_passes;      /* segment fds passed to this uid's connections, maybe unread */

@@ -1455,6 +1455,7 @@ typedef struct CreateCall {
         GroupFields fields;
         char name[WG_NAME_MAX + 1];
         State state;
+        Account *reserved; /* the group counts against its owner's limits meanwhile */
 } CreateCall;
 
 static void call_link(Cluster *k, ClusterOp *op, Client *c, uint64_t id, ClusterOpKind kind) {
@@ -1474,6 +1475,9 @@ static void on_create_reply(EtcdCall *call, int error, json_object *reply, void 
         CreateCall *cc = userdata;
         Cluster *k = cc->cluster;
         Client *c = call_unlink(k, &cc->op);
+
+        /* From here on the group is made (and charged as a group) or not at all. */
+        server_unreserve_group(k->server, TAKE_PTR(cc->reserved));
         char *value = NULL;
         size_t len;
         int64_t revision, mod;
@@ -1595,6 +1599,13 @@ void cluster_create(
                 reply_error(c, id, -ENAMETOOLONG, "Name too long.");
                 return;
         }
+        /* Counted from now on: the Creates in flight are checked against the limits too. */
+        cc->reserved = server_reserve_group(k->server, f->owner);
+        if (!cc->reserved) {
+                free(cc);
+                reply_error(c, id, -ENOMEM, "Out of memory.");
+                return;
+        }
         meta = meta_json(&cc->fields);
         state = state_json(&cc->state);
         txn =
@@ -1605,6 +1616,7 @@ void cluster_create(
         json_object_put(state);
         r = txn ? etcd_call(k->etcd, "kv/txn", txn, on_create_reply, cc, &cc->call) : -ENOMEM;
         if (r < 0) {
+                server_unreserve_group(k->server, cc->reserved);
                 free(cc);
                 reply_error(c, id, r, "Could not ask etcd: %s.", strerror(-r));
                 return;
@@ -2056,9 +2068,10 @@ Cluster *cluster_free(Cluster *k) {
                 Client *c = call_unlink(k, op);
 
                 /* The op is the first member of either kind of call. */
-                if (op->kind == CLUSTER_OP_CREATE)
+                if (op->kind == CLUSTER_OP_CREATE) {
                         etcd_call_cancel(((CreateCall *) op)->call);
-                else
+                        server_unreserve_group(k->server, ((CreateCall *) op)->reserved);
+                } else
                         etcd_call_cancel(((DeleteCall *) op)->call);
                 if (c)
                         reply_error(c, op->id, -ESHUTDOWN, "wgd is stopping.");

@@ -104,12 +104,31 @@ static void group_drop(Server *s, Group *g) {
 int server_may_add_group(Server *s, uid_t owner) {
         Account *a;
 
-        if (s->n_groups >= s->limits.groups)
+        if (s->n_groups + s->n_creating >= s->limits.groups)
                 return -ENOSPC;
         a = account_find(&s->accounts, owner);
-        if (a && a->n_groups >= s->limits.groups_per_uid)
+        if (a && a->n_groups + a->n_creating >= s->limits.groups_per_uid)
                 return -EDQUOT;
         return 0;
+}
+
+Account *server_reserve_group(Server *s, uid_t owner) {
+        Account *a = account_get(&s->accounts, owner);
+
+        if (!a)
+                return NULL;
+        a->n_creating++;
+        s->n_creating++;
+        return a;
+}
+
+void server_unreserve_group(Server *s, Account *a) {
+        if (!a)
+                return;
+        assert(a->n_creating > 0 && s->n_creating > 0);
+        a->n_creating--;
+        s->n_creating--;
+        account_release(a);
 }
 
 int server_add_group(Server *s, const GroupFields *f, bool within_limits, Group **ret) {

@@ -70,6 +70,7 @@ typedef struct Server {
 
         void *groups; /* tsearch() tree of Group, by name */
         unsigned n_groups;
+        unsigned n_creating; /* Creates of cluster groups waiting for etcd (server_reserve_group()) */
 
         Client *clients;
         unsigned n_clients;
@@ -131,9 +132,16 @@ Group *server_find_group(Server *s, const char *name);
 void server_foreach_group(Server *s, void (*f)(Group *g, void *userdata), void *userdata);
 /*
  * Whether this wgd may hold one more group owned by @owner: 0, or -ENOSPC (--max-groups) or
- * -EDQUOT (the owner's --max-groups-per-user), counting local groups and mirrors alike.
+ * -EDQUOT (the owner's --max-groups-per-user), counting local groups, mirrors and the groups
+ * reserved for Creates in flight alike.
  */
 int server_may_add_group(Server *s, uid_t owner);
+/*
+ * Count a group to come for @owner (a cluster Create that waits for etcd) against the limits
+ * until server_unreserve_group(); the account it is charged to, or NULL (out of memory).
+ */
+Account *server_reserve_group(Server *s, uid_t owner);
+void server_unreserve_group(Server *s, Account *a); /* NULL-safe */
 /*
  * A new group owned by @f->owner (charged to its account), on a new segment, in the fdstore;
  * or, for a cluster group, the mirror kept in the fdstore across a restart, if there is one.

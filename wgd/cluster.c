@@ -991,6 +991,22 @@ static RemoteMember *local_as_remote(Cluster *k, const Member *m) {
         return rm;
 }
 
+/* How @rm ended, in @g's records (once, however often it is told). */
+static void record_end(Group *g, const RemoteMember *rm, int state, int32_t status) {
+        MemberRecord r = {
+                .id = rm->id,
+                .pid = rm->pid,
+                .state = (Wg__V1__MemberState) state,
+                .status = status,
+                .joined_usec = rm->joined_usec,
+                .generation = rm->generation,
+        };
+
+        snprintf(r.description, sizeof(r.description), "%s", rm->description);
+        snprintf(r.node, sizeof(r.node), "%s", rm->node);
+        group_add_record(g, &r);
+}
+
 static void queue_member_op(ClusterGroup *cg, ClusterOp *op) {
         LIST_PREPEND(by_owner, cg->queue, op);
         batch_next(cg);
@@ -1119,10 +1135,24 @@ static void member_done(ClusterGroup *cg) {
                 reply_joined(c, op->id, g, m->id);
                 break;
         }
-        case CLUSTER_OP_END:
+        case CLUSTER_OP_END: {
+                /*
+                 * Recorded now, not when the watch brings it: whoever learns of the end from us
+                 * (the answer, a waiter woken by the state) and asks finds it.
+                 */
+                RemoteMember *rm = local_as_remote(cg->cluster, op->member);
+
+                if (rm)
+                        record_end(g, rm, op->state, op->status);
+                free(rm);
                 member_forget(TAKE_PTR(op->member));
                 if (c)
                         reply_group(c, op->id, g, false);
+                break;
+        }
+        case CLUSTER_OP_ABANDON:
+                if (op->remote)
+                        record_end(g, op->remote, op->state, op->status);
                 break;
         default:
                 break;
@@ -1826,23 +1856,12 @@ static void apply_kv(Cluster *k, json_object *kv, bool deleted, KvPass pass) {
         } else if (strncmp(what, "m/", 2) == 0 && mkey && (found = remote_find(g, mkey)))
                 found->present = true;
         else if (strncmp(what, "e/", 2) == 0 && mkey && pass == KV_ALL) {
-                MemberRecord r = {};
                 int state;
                 int32_t status;
 
                 if (member_parse(value, mkey, &rm, &state, &status) < 0 || state == 0)
                         goto finish;
-                r = (MemberRecord) {
-                        .id = rm.id,
-                        .pid = rm.pid,
-                        .state = (Wg__V1__MemberState) state,
-                        .status = status,
-                        .joined_usec = rm.joined_usec,
-                        .generation = rm.generation,
-                };
-                snprintf(r.description, sizeof(r.description), "%s", rm.description);
-                snprintf(r.node, sizeof(r.node), "%s", rm.node);
-                group_add_record(g, &r);
+                record_end(g, &rm, state, status);
         }
 finish:
         free(key);

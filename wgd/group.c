@@ -118,6 +118,13 @@ Group *group_free(Group *g) {
 }
 
 void group_add_record(Group *g, const MemberRecord *r) {
+        unsigned held = g->n_records < GROUP_RECORDS ? g->n_records : GROUP_RECORDS;
+
+        /* Once: a cluster node records an end when etcd has it, and again when its watch brings it. */
+        for (unsigned i = 0; g->records && i < held; i++)
+                if (g->records[i].id == r->id && strcmp(g->records[i].node, r->node) == 0)
+                        return;
+
         /* Most groups never have a member: their ring is allocated when one first ends. */
         if (!g->records) {
                 g->records = calloc(GROUP_RECORDS, sizeof(MemberRecord));

@@ -526,6 +526,8 @@ static void group_gone(Cluster *k, Group *g) {
  * (not @ours, whose Create this node checked before it asked etcd) must fit in, so that one
  * node's limits bound what it holds however many nodes there are.
  */
+static bool take_own_create(Cluster *k, const GroupFields *f);
+
 static int mirror_group(Cluster *k, const GroupFields *f, bool ours, Group **ret) {
         Group *g = server_find_group(k->server, f->name);
         int r;
@@ -540,6 +542,8 @@ static int mirror_group(Cluster *k, const GroupFields *f, bool ours, Group **ret
                 *ret = g;
                 return 0;
         }
+        if (!ours)
+                ours = take_own_create(k, f);
         r = server_add_group(k->server, f, /* within_limits= */ !ours, &g);
         if (r == -ENOSPC || r == -EDQUOT) {
                 log_warning(
@@ -1488,6 +1492,24 @@ typedef struct CreateCall {
         Account *reserved; /* the group counts against its owner's limits meanwhile */
 } CreateCall;
 
+/*
+ * The group @f that the watch brings is one this node's Create made, still waiting for etcd's
+ * answer: it was checked against the limits with its reservation, which ends here, as the group
+ * is charged from now on (checked again, the reservation would count it twice).
+ */
+static bool take_own_create(Cluster *k, const GroupFields *f) {
+        for (ClusterOp *op = k->calls; op; op = op->by_owner_next) {
+                CreateCall *cc = (CreateCall *) op;
+
+                if (op->kind == CLUSTER_OP_CREATE && cc->reserved && STREQ(cc->name, f->name) &&
+                    cc->fields.owner == f->owner && cc->fields.created_usec == f->created_usec) {
+                        server_unreserve_group(k->server, TAKE_PTR(cc->reserved));
+                        return true;
+                }
+        }
+        return false;
+}
+
 static void call_link(Cluster *k, ClusterOp *op, Client *c, uint64_t id, ClusterOpKind kind) {
         op->kind = kind;
         op->id = id;
@@ -1565,7 +1587,8 @@ static void on_create_reply(EtcdCall *call, int error, json_object *reply, void 
                 goto bad;
         free(value);
         value = NULL;
-        if (mirror_group(k, &existing, /* ours= */ false, &g) < 0)
+        r = mirror_group(k, &existing, /* ours= */ false, &g);
+        if (r < 0)
                 g = NULL;
         kv = txn_range_kv(reply, 1);
         if (g && kv && etcd_json_get_bytes(kv, "value", (void **) &value, &len) == 0 &&
@@ -1574,7 +1597,14 @@ static void on_create_reply(EtcdCall *call, int error, json_object *reply, void 
         if (!c)
                 goto finish;
         /* As Create and Open answer for a local group that exists. */
-        if (!g || !cc->exist_ok)
+        if (cc->exist_ok && (r == -ENOSPC || r == -EDQUOT))
+                reply_error(
+                        c,
+                        cc->op.id,
+                        r,
+                        "Group '%s' exists in the cluster, but this node holds as many groups as it may.",
+                        cc->name);
+        else if (!g || !cc->exist_ok)
                 reply_error(c, cc->op.id, -EEXIST, "Group '%s' exists.", cc->name);
         else if (!cc->open)
                 if (group_may(g, &c->peer, ACCESS_READ))

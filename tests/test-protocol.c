@@ -1245,6 +1245,27 @@ static void test_last_request(void **state) {
         expect_last(pc_connect(h->socket_path), last(REQ(WAIT, Wait, .name = S("last"))), EINVAL);
         expect_last(pc_connect(h->socket_path), last(REQ(JOIN, Join, .name = S("last"))), EINVAL);
         expect_last(pc_connect(h->socket_path), last(REQ(STAT, Stat, .name = S("nope"))), ENOENT);
+        /* Refused before it is carried out (a NUL in a string; descriptors attached): the last too. */
+        for (unsigned with_fd = 0; with_fd <= 1; with_fd++) {
+                uint64_t id = next_id++;
+                Wire w = {}, m = name_message(with_fd ? "last" : "la\0st", with_fd ? 4 : 5);
+                int pipefd[2] = { -1, -1 };
+
+                put_uint(&w, F_VERSION, 1);
+                put_uint(&w, F_ID, id);
+                put_uint(&w, 3, 1); /* last */
+                put_wire(&w, F_STAT, &m);
+                if (with_fd)
+                        assert_int_equal(pipe2(pipefd, O_CLOEXEC), 0);
+                c = pc_connect(h->socket_path);
+                expect_raw(c, w.data, w.len, pipefd[1], id, with_fd ? EBADMSG : EINVAL);
+                assert_hung_up(c);
+                close(c);
+                if (with_fd) {
+                        close(pipefd[0]);
+                        close(pipefd[1]);
+                }
+        }
 
         /*
          * Nothing after it is read: an Add sent right behind it is never carried out. wgd is

@@ -775,6 +775,8 @@ void dispatch_record(Client *c, const uint8_t *buf, size_t len, int error) {
         if (error < 0) {
                 /* Answer with the request's id if it can be read, so that a client can tell which. */
                 reply_error(c, id, -EBADMSG, "Requests must not carry file descriptors.");
+                if (req && req->has_version && req->version == PROTOCOL_VERSION && req->has_last && req->last)
+                        client_last_request(c);
                 return;
         }
         if (!req && out_of_memory) {
@@ -808,6 +810,8 @@ void dispatch_record(Client *c, const uint8_t *buf, size_t len, int error) {
                         strcmp(nul->name, "name") == 0 || strcmp(nul->name, "after") == 0 ?
                                 "an invalid group name, " WG_NAME_RULES :
                                 "strings in wg.v1 never do");
+                if (req->has_last && req->last)
+                        client_last_request(c);
                 return;
         }
 

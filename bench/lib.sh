@@ -60,3 +60,68 @@ bench_machine() {
     echo "buildtype:   $buildtype"
     echo "source:      $(git -C "$srcdir" describe --always --dirty 2>/dev/null || echo unknown)"
 }
+
+# bench_temp: a fresh directory in $tmp, and traps that, however the script ends, stop what it
+# started in the background (bench_started PID), the newest first (the benchmark before the
+# servers it measures), and remove $tmp and whatever bench_remove names. A process waited for
+# with bench_wait is forgotten: its pid may be another process's by then.
+bench_pids=()
+bench_paths=()
+bench_temp() {
+    tmp=$(mktemp -d)
+    trap bench_cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+
+bench_started() {
+    bench_pids+=("$1")
+}
+
+bench_remove() {
+    bench_paths+=("$1")
+}
+
+# bench_wait PID: wait for it, forget it, and return its status.
+bench_wait() {
+    local status=0 pid kept=()
+    wait "$1" || status=$?
+    for pid in "${bench_pids[@]}"; do
+        [ "$pid" = "$1" ] || kept+=("$pid")
+    done
+    bench_pids=("${kept[@]}")
+    return "$status"
+}
+
+# bench_stop PID: SIGTERM, then bench_wait (its status ignored).
+bench_stop() {
+    kill -TERM "$1" 2>/dev/null || true
+    bench_wait "$1" || true
+}
+
+# shellcheck disable=SC2317 # run by the trap
+bench_cleanup() {
+    local i
+    for ((i = ${#bench_pids[@]} - 1; i >= 0; i--)); do
+        kill -TERM "${bench_pids[i]}" 2>/dev/null || true
+        wait "${bench_pids[i]}" 2>/dev/null || true
+    done
+    rm -rf "$tmp" "${bench_paths[@]}"
+}
+
+# bench_wgd_bench_group WGD WGCTL [WRAPPER...]: start WGD (under WRAPPER, if given) on
+# $WGD_SOCKET, never exiting on idle, and make the group "bench" there at a count far from zero,
+# so that no add or done, in whatever order, takes it below (a failing done would be timed for
+# its error path). Sets $wgd_pid.
+bench_wgd_bench_group() {
+    local wgd=$1 wgctl=$2
+    shift 2
+    "$@" "$wgd" --socket="$WGD_SOCKET" --idle-timeout=0 --log-level=warning &
+    wgd_pid=$!
+    bench_started "$wgd_pid"
+    for _ in $(seq 100); do
+        "$wgctl" create bench --count 1000000 2>/dev/null && break
+        sleep 0.05
+    done
+    "$wgctl" status bench >/dev/null
+}

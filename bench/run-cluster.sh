@@ -75,29 +75,7 @@ fi
 # Everything the run starts lives here and dies with it: etcd's data (unless --etcd-dir), the
 # nodes' sockets and logs, redis-server's directory. The benchmark runs in the background so
 # that the trap can stop it; the servers are stopped by their pids, the benchmark first.
-tmp=$(mktemp -d)
-etcd_data=
-bench_pid=
-pids=()
-# shellcheck disable=SC2317 # run by the trap
-cleanup() {
-    local pid
-    if [ -n "$bench_pid" ] && kill -0 "$bench_pid" 2>/dev/null; then
-        kill -TERM "$bench_pid" 2>/dev/null || true
-        wait "$bench_pid" 2>/dev/null || true
-    fi
-    for pid in "${pids[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${pids[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    [ -n "$etcd_data" ] && rm -rf "$etcd_data"
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_temp
 
 # Without wgd's etcd client (-Detcd=disabled, or libcurl or json-c missing) there is no
 # bench-cluster to build: say so rather than let meson name an unknown target.
@@ -130,6 +108,7 @@ died() {
 # etcd, one member; its /health says true once it has a leader (itself). A port taken between
 # free_port and etcd's bind makes it exit: then again, on new ports.
 etcd_data=$(mktemp -d "${etcd_dir:-$tmp}/etcd.XXXXXX")
+bench_remove "$etcd_data"
 etcd_url=
 for _ in 1 2 3 4 5; do
     client_port=$(free_port)
@@ -145,6 +124,7 @@ for _ in 1 2 3 4 5; do
         --logger zap --log-outputs stderr --log-level warn \
         </dev/null >"$tmp/etcd.log" 2>&1 &
     etcd_pid=$!
+    bench_started "$etcd_pid"
     for _ in $(seq 300); do
         if python3 -c 'import sys, urllib.request
 try:
@@ -158,12 +138,9 @@ sys.exit(0 if b"\"health\":\"true\"" in body else 1)' "$url" 2>/dev/null; then
         kill -0 "$etcd_pid" 2>/dev/null || break
         sleep 0.1
     done
-    if [ -n "$etcd_url" ]; then
-        pids+=("$etcd_pid")
-        break
-    fi
+    [ -n "$etcd_url" ] && break
     kill -KILL "$etcd_pid" 2>/dev/null || true
-    wait "$etcd_pid" 2>/dev/null || true
+    bench_wait "$etcd_pid" 2>/dev/null || true
 done
 if [ -z "$etcd_url" ]; then
     echo "run-cluster.sh: etcd did not start; the end of its log:" >&2
@@ -182,7 +159,7 @@ for node in alpha beta gamma; do
         --etcd="$etcd_url" --node-name="$node" \
         </dev/null >"$tmp/$node.log" 2>&1 &
     pid=$!
-    pids+=("$pid")
+    bench_started "$pid"
     for _ in $(seq 200); do
         [ -S "$tmp/$node.sock" ] && break
         if died "$pid" "wgd ($node)" "$tmp/$node.log"; then exit 1; fi
@@ -205,6 +182,7 @@ if [ -n "$redis" ]; then
             --daemonize no --dir "$tmp" --loglevel warning \
             </dev/null >"$tmp/redis.log" 2>&1 &
         redis_pid=$!
+        bench_started "$redis_pid"
         for _ in $(seq 100); do
             if { exec 3<>"/dev/tcp/127.0.0.1/$redis_port"; } 2>/dev/null; then
                 printf 'PING\r\n' >&3
@@ -219,12 +197,9 @@ if [ -n "$redis" ]; then
             kill -0 "$redis_pid" 2>/dev/null || break
             sleep 0.05
         done
-        if [ -n "$redis_addr" ]; then
-            pids+=("$redis_pid")
-            break
-        fi
+        [ -n "$redis_addr" ] && break
         kill -KILL "$redis_pid" 2>/dev/null || true
-        wait "$redis_pid" 2>/dev/null || true
+        bench_wait "$redis_pid" 2>/dev/null || true
     done
     if [ -z "$redis_addr" ]; then
         echo "run-cluster.sh: redis-server did not start; the end of its log:" >&2
@@ -255,9 +230,9 @@ done
 [ -n "$quick" ] && args+=("$quick")
 "$bin" "${args[@]}" &
 bench_pid=$!
+bench_started "$bench_pid"
 status=0
-wait "$bench_pid" || status=$?
-bench_pid=
+bench_wait "$bench_pid" || status=$?
 # A node that logged warnings during the run is worth a look: say so.
 for node in alpha beta gamma; do
     if [ -s "$tmp/$node.log" ]; then

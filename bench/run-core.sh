@@ -54,8 +54,7 @@ if ! command -v strace >/dev/null; then
     exit 0
 fi
 
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+bench_temp
 
 # The whole process is counted, start-up and exit included: those are the same for any number
 # of pairs, so the count must not move when the pairs go from a thousand to a million.

@@ -42,19 +42,7 @@ builddir=${builddir:-$srcdir/build-bench}
 
 # wgd's socket lives here; the benchmark runs in the background so that the trap can stop it
 # (it then stops its wgd, and its children die with it: PR_SET_PDEATHSIG).
-tmp=$(mktemp -d)
-bench_pid=
-# shellcheck disable=SC2317 # run by the trap
-cleanup() {
-    if [ -n "$bench_pid" ] && kill -0 "$bench_pid" 2>/dev/null; then
-        kill -TERM "$bench_pid" 2>/dev/null || true
-        wait "$bench_pid" 2>/dev/null || true
-    fi
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_temp
 
 bench_build bench/bench-members:executable wgd/wgd:executable
 bin=$builddir/bench/bench-members
@@ -69,7 +57,7 @@ args=(--wgd "$wgd")
 [ -n "$quick" ] && args+=("$quick")
 TMPDIR=$tmp "$bin" "${args[@]}" &
 bench_pid=$!
+bench_started "$bench_pid"
 status=0
-wait "$bench_pid" || status=$?
-bench_pid=
+bench_wait "$bench_pid" || status=$?
 exit "$status"

@@ -60,22 +60,7 @@ bench_machine
 echo "A:           $a ($("$a/wgctl/wgctl" --version))"
 echo "B:           $b ($("$b/wgctl/wgctl" --version))"
 
-tmp=$(mktemp -d)
-wgd_pid=
-bench_pid=
-# shellcheck disable=SC2317 # run by the trap
-cleanup() {
-    for pid in $bench_pid $wgd_pid; do
-        if kill -0 "$pid" 2>/dev/null; then
-            kill -TERM "$pid" 2>/dev/null || true
-            wait "$pid" 2>/dev/null || true
-        fi
-    done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_temp
 
 export WGD_SOCKET=$tmp/wgd.sock WGCTL_NO_AUTOSTART=1
 noop=$b/bench/noop
@@ -101,20 +86,12 @@ done
 # placement WGD_CPU BENCH_CPU: a wgd of B's pinned to one CPU, the benchmark (and so every
 # command it starts) to one, and the run.
 placement() {
-    taskset -c "$1" "$b/wgd/wgd" --socket="$WGD_SOCKET" --idle-timeout=0 --log-level=warning &
-    wgd_pid=$!
-    for _ in $(seq 100); do
-        "$b/wgctl/wgctl" create bench --count 1000000 2>/dev/null && break
-        sleep 0.05
-    done
-    "$b/wgctl/wgctl" status bench >/dev/null
+    bench_wgd_bench_group "$b/wgd/wgd" "$b/wgctl/wgctl" taskset -c "$1"
     taskset -c "$2" "$b/bench/bench-wgctl" "${args[@]}" "${cmds[@]}" &
     bench_pid=$!
-    wait "$bench_pid"
-    bench_pid=
-    kill -TERM "$wgd_pid"
-    wait "$wgd_pid" || true
-    wgd_pid=
+    bench_started "$bench_pid"
+    bench_wait "$bench_pid"
+    bench_stop "$wgd_pid"
 }
 
 echo

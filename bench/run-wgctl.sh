@@ -62,23 +62,7 @@ fi
 
 # Sockets, Redis's directory and sem's semaphores live here; what runs in the background is
 # recorded so that the trap stops exactly that.
-tmp=$(mktemp -d)
-wgd_pid=
-redis_pid=
-bench_pid=
-# shellcheck disable=SC2317 # run by the trap
-cleanup() {
-    for pid in $bench_pid $redis_pid $wgd_pid; do
-        if kill -0 "$pid" 2>/dev/null; then
-            kill -TERM "$pid" 2>/dev/null || true
-            wait "$pid" 2>/dev/null || true
-        fi
-    done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_temp
 
 bench_build bench/bench-wgctl:executable bench/noop:executable \
     bench/noop-libc:executable wgctl/wgctl:executable wgd/wgd:executable
@@ -101,20 +85,13 @@ done
 
 # wgd of this build on a socket of our own, never one started on demand by wgctl.
 export WGD_SOCKET=$tmp/wgd.sock WGCTL_NO_AUTOSTART=1
-${WGD_WRAP:-} "$wgd" --socket="$WGD_SOCKET" --idle-timeout=0 --log-level=warning &
-wgd_pid=$!
-# Far from zero, so that add and done, whatever their order, never take it below: a failing
-# done would be timed for its error path.
-for _ in $(seq 100); do
-    "$wgctl" create bench --count 1000000 2>/dev/null && break
-    sleep 0.05
-done
-"$wgctl" status bench >/dev/null
+# shellcheck disable=SC2086 # WGD_WRAP is a command line: split it
+bench_wgd_bench_group "$wgd" "$wgctl" ${WGD_WRAP:-}
 
 if [ -n "$redis" ]; then
     redis-server --port 0 --unixsocket "$tmp/redis.sock" --save '' --appendonly no --dir "$tmp" \
         --loglevel warning >/dev/null &
-    redis_pid=$!
+    bench_started $!
     for _ in $(seq 100); do
         redis-cli -s "$tmp/redis.sock" PING >/dev/null 2>&1 && break
         sleep 0.05
@@ -150,8 +127,8 @@ echo
 echo "== bench-wgctl${quick:+ $quick}"
 "$bin" "${args[@]}" "${cmds[@]}" &
 bench_pid=$!
-wait "$bench_pid"
-bench_pid=
+bench_started "$bench_pid"
+bench_wait "$bench_pid"
 
 # What the difference is made of: system calls, the loader's work, page faults.
 echo

@@ -55,19 +55,7 @@ fi
 
 # The benchmark's sockets, and whatever redis-server leaves, live here; the benchmark itself runs
 # in the background so that the trap can stop it (it then stops its servers).
-tmp=$(mktemp -d)
-bench_pid=
-# shellcheck disable=SC2317 # run by the trap
-cleanup() {
-    if [ -n "$bench_pid" ] && kill -0 "$bench_pid" 2>/dev/null; then
-        kill -TERM "$bench_pid" 2>/dev/null || true
-        wait "$bench_pid" 2>/dev/null || true
-    fi
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_temp
 
 bench_build bench/bench-wgd:executable wgd/wgd:executable
 bin=$builddir/bench/bench-wgd
@@ -87,7 +75,7 @@ args=(--wgd "$wgd")
 [ -z "$redis" ] && args+=(--no-redis)
 TMPDIR=$tmp "$bin" "${args[@]}" &
 bench_pid=$!
+bench_started "$bench_pid"
 status=0
-wait "$bench_pid" || status=$?
-bench_pid=
+bench_wait "$bench_pid" || status=$?
 exit "$status"

@@ -246,6 +246,12 @@ static void request_detach(EtcdCall *c) {
         c->in_flight = false;
 }
 
+/* Out of everything, without a callback, and the Etcd's reference dropped: cancelled. */
+static void request_drop(EtcdCall *c) {
+        request_detach(c);
+        request_unref(c);
+}
+
 /* The last callback of @c: with @error, and the answer @reply (may be NULL), which it borrows. */
 static void request_finish(EtcdCall *c, int error, json_object *reply) {
         Etcd *e = c->etcd;
@@ -560,8 +566,7 @@ static int auth_start(Etcd *e) {
         r = request_begin(c);
         if (r < 0) {
                 e->auth = AUTH_NEEDED;
-                request_detach(c);
-                request_unref(c);
+                request_drop(c);
                 return r;
         }
         return 0;
@@ -1143,8 +1148,7 @@ Etcd *etcd_free(Etcd *e) {
         while (e->requests) {
                 EtcdCall *c = e->requests;
 
-                request_detach(c);
-                request_unref(c);
+                request_drop(c);
         }
         etcd_unref(e);
         return NULL;
@@ -1314,8 +1318,7 @@ static int request_new(
         return 0;
 
 out_free:
-        request_detach(c);
-        request_unref(c);
+        request_drop(c);
         return r;
 }
 
@@ -1342,8 +1345,7 @@ int etcd_call(
                 return r;
         r = request_begin(c);
         if (r < 0) {
-                request_detach(c);
-                request_unref(c);
+                request_drop(c);
                 return r;
         }
         if (ret_call)
@@ -1354,8 +1356,7 @@ int etcd_call(
 void etcd_call_cancel(EtcdCall *c) {
         if (!c || !c->in_flight)
                 return;
-        request_detach(c);
-        request_unref(c);
+        request_drop(c);
 }
 
 /* A watch's request body: {"create_request": {...}}. */
@@ -1427,8 +1428,7 @@ int etcd_watch(
         if (r >= 0)
                 r = request_begin(c);
         if (r < 0) {
-                request_detach(c);
-                request_unref(c);
+                request_drop(c);
                 return r;
         }
         if (ret)

@@ -79,9 +79,6 @@ static posix_spawn_file_actions_t quiet;
 enum open_step { STEP_CONNECT, STEP_ADD_REQUEST, STEP_OPEN, _STEP_MAX };
 
 static void open_step(enum open_step step, const char *name, int64_t delta) {
-        Wg__V1__Response *resp = NULL;
-        Wg__V1__Request req = WG__V1__REQUEST__INIT;
-        Wg__V1__Add add = WG__V1__ADD__INIT;
         wg *g;
         int r;
 
@@ -93,15 +90,9 @@ static void open_step(enum open_step step, const char *name, int64_t delta) {
                 (void) close(r);
                 break;
         case STEP_ADD_REQUEST:
-                add.name = (char *) name;
-                add.has_delta = true;
-                add.delta = delta;
-                req.op_case = WG__V1__REQUEST__OP_ADD;
-                req.add = &add;
-                r = wg__call(&req, &resp, NULL);
+                r = wg__add_request(name, delta);
                 if (r < 0)
                         die("Add request", -r);
-                wg__v1__response__free_unpacked(resp, NULL);
                 break;
         case STEP_OPEN:
                 r = wg_open(name, 0, &g);

@@ -267,12 +267,16 @@ _public_ int wg_unlink(const char *name) {
 }
 
 int wg__remote_add(wg *g, int64_t delta) {
+        return wg__add_request(g->name, delta);
+}
+
+int wg__add_request(const char *name, int64_t delta) {
         _cleanup_(wg__response_freep) Wg__V1__Response *resp = NULL;
         Wg__V1__Request req = WG__V1__REQUEST__INIT;
         Wg__V1__Add add = WG__V1__ADD__INIT;
         int r;
 
-        add.name = g->name;
+        add.name = (char *) name;
         add.has_delta = true;
         add.delta = delta;
         req.op_case = WG__V1__REQUEST__OP_ADD;

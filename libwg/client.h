@@ -41,3 +41,6 @@ int wg__request(int sock, Wg__V1__Request *req, Wg__V1__Response **ret, int *ret
 
 /* wg_join() with a description of the member for wgd's reports (NULL: wgd reads the process's). */
 int wg__join(const char *name, uint64_t flags, const char *description, wg **ret);
+
+/* An Add request of @delta to group @name, on a connection of its own: 0 or -errno. */
+int wg__add_request(const char *name, int64_t delta);

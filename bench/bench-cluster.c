@@ -236,23 +236,6 @@ static double samples_percentile(const struct samples *s, double p) {
 
 /* ---- /proc: is a helper asleep where it should be? ---- */
 
-static bool read_proc(pid_t pid, const char *file, char *buf, size_t size) {
-        char path[64];
-        ssize_t n;
-        int fd;
-
-        (void) snprintf(path, sizeof(path), "/proc/%d/%s", (int) pid, file);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return false;
-        n = read(fd, buf, size - 1);
-        (void) close(fd);
-        if (n < 0)
-                return false;
-        buf[n] = 0;
-        return true;
-}
-
 /*
  * Until @pid, which said it is about to sleep (@armed), sleeps in system call @nr: state S and
  * /proc/PID/syscall naming it. A helper still on its way to bed when the clock starts would be
@@ -268,14 +251,16 @@ static void wait_asleep(pid_t pid, const uint32_t *armed, long nr) {
                 sleep_usec(100);
         }
         for (;;) {
-                if (!read_proc(pid, "stat", buf, sizeof(buf)))
-                        die("/proc/PID/stat of a waiter", errno);
+                int r = proc_read(pid, "stat", buf, sizeof(buf));
+
+                if (r < 0)
+                        die("/proc/PID/stat of a waiter", -r);
                 /* "pid (comm) S ...": comm may hold anything, so look after its last ')'. */
                 p = strrchr(buf, ')');
                 if (p && p[1] == ' ' && p[2] == 'Z')
                         die("a waiter died", ECHILD);
                 if (p && p[1] == ' ' && p[2] == 'S') {
-                        if (!read_proc(pid, "syscall", buf, sizeof(buf))) {
+                        if (proc_read(pid, "syscall", buf, sizeof(buf)) < 0) {
                                 sleep_usec(20000);
                                 return;
                         }

@@ -278,23 +278,6 @@ static void helper_close(struct helper_proc *h) {
 
 /* ---- the waiter ---- */
 
-/* Reads a small /proc file of @pid into @buf. */
-static void read_proc(pid_t pid, const char *file, char *buf, size_t size) {
-        char path[64];
-        ssize_t n;
-        int fd;
-
-        (void) snprintf(path, sizeof(path), "/proc/%d/%s", (int) pid, file);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                die(path, errno);
-        n = read(fd, buf, size - 1);
-        if (n < 0)
-                die(path, errno);
-        (void) close(fd);
-        buf[n] = 0;
-}
-
 /*
  * Until @pid sleeps in a futex wait (state S, wchan a futex function): a waiter still on its
  * way to bed when the clock starts would be timed for its bedtime, not its wake-up. Where the
@@ -305,11 +288,11 @@ static void wait_asleep(pid_t pid) {
         char buf[512], *p;
 
         for (;;) {
-                read_proc(pid, "stat", buf, sizeof(buf));
+                proc_read_or_die(pid, "stat", buf, sizeof(buf));
                 /* "pid (comm) S ...": comm may hold anything, so look after its last ')'. */
                 p = strrchr(buf, ')');
                 if (p && p[1] == ' ' && p[2] == 'S') {
-                        read_proc(pid, "wchan", buf, sizeof(buf));
+                        proc_read_or_die(pid, "wchan", buf, sizeof(buf));
                         if (strstr(buf, "futex"))
                                 return;
                         if (buf[0] == 0 || strcmp(buf, "0") == 0) {

@@ -2,6 +2,7 @@
 
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
 #include <signal.h>
@@ -76,6 +77,31 @@ size_t page_round(size_t size) {
         size_t page = (size_t) sysconf(_SC_PAGESIZE);
 
         return (size + page - 1) / page * page;
+}
+
+int proc_read(pid_t pid, const char *file, char *buf, size_t size) {
+        char path[64];
+        ssize_t n;
+        int fd, e;
+
+        (void) snprintf(path, sizeof(path), "/proc/%d/%s", (int) pid, file);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        n = read(fd, buf, size - 1);
+        e = errno;
+        (void) close(fd);
+        if (n < 0)
+                return -e;
+        buf[n] = 0;
+        return 0;
+}
+
+void proc_read_or_die(pid_t pid, const char *file, char *buf, size_t size) {
+        int r = proc_read(pid, file, buf, size);
+
+        if (r < 0)
+                die(file, -r);
 }
 
 pid_t fork_child(void) {

@@ -29,6 +29,11 @@ void *shared_memory(size_t size);
 void shared_memory_free(void *p, size_t size);
 size_t page_round(size_t size);
 
+/* Read the small /proc file @file of @pid into @buf, NUL-terminated: 0, or -errno. */
+int proc_read(pid_t pid, const char *file, char *buf, size_t size);
+/* The same, dying if it cannot (the process must be there). */
+void proc_read_or_die(pid_t pid, const char *file, char *buf, size_t size);
+
 /* fork(), with a child that gets SIGKILL when we die; -errno if fork() failed. */
 pid_t fork_child(void);
 /* Wait for @pid; dies unless it exited with 0. */

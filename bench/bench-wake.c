@@ -253,24 +253,6 @@ unsigned bench_pingpong(
 
 /* ---- one wake, many waiters ---- */
 
-/* Reads a small /proc file of @pid into @buf. */
-static void read_proc(pid_t pid, const char *file, char *buf, size_t size) {
-        char path[64];
-        ssize_t n;
-        int fd;
-
-        (void) snprintf(path, sizeof(path), "/proc/%d/%s", (int) pid, file);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                die(path, errno);
-        n = read(fd, buf, size - 1);
-        if (n < 0)
-                die(path, errno);
-        if (close(fd) < 0)
-                die("close", errno);
-        buf[n] = 0;
-}
-
 /*
  * Whether @pid sleeps in a futex wait: 1 yes, 0 not yet, -ENODATA if it sleeps but the kernel
  * hides wchan (no kallsyms), so that only the state says it sleeps.
@@ -278,13 +260,13 @@ static void read_proc(pid_t pid, const char *file, char *buf, size_t size) {
 static int sleeps_in_futex(pid_t pid) {
         char buf[512], *p;
 
-        read_proc(pid, "stat", buf, sizeof(buf));
+        proc_read_or_die(pid, "stat", buf, sizeof(buf));
         /* "pid (comm) S ...": comm may hold anything, so look after its last ')'. */
         p = strrchr(buf, ')');
         if (!p || p[1] != ' ' || p[2] != 'S')
                 return 0;
 
-        read_proc(pid, "wchan", buf, sizeof(buf));
+        proc_read_or_die(pid, "wchan", buf, sizeof(buf));
         if (strstr(buf, "futex"))
                 return 1;
         if (buf[0] == 0 || strcmp(buf, "0") == 0)

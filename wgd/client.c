@@ -463,8 +463,7 @@ void client_last_request(Client *c) {
 }
 
 void client_pending_done(Client *c) {
-        /* In the middle of its batch (an answer at once): on_io() closes it after the batch. */
-        if (!c->hung_up || c->n_cluster_ops > 0 || stage.client == c)
+        if (!c->hung_up || c->n_cluster_ops > 0)
                 return;
         if (!c->dead && c->out_head)
                 (void) out_flush(c);

@@ -100,6 +100,7 @@ struct Etcd {
         EtcdCall *auth_waiting;
 
         EtcdCall *requests; /* every request in flight */
+        size_t n_unwatched; /* of them, those to end for a socket not watched (at most) */
         EtcdWatch *pending; /* watches with answers queued */
         uint64_t n_tries;   /* tries started, ever: each try's serial */
 };
@@ -132,6 +133,7 @@ struct EtcdCall {
         uint64_t auth_serial;  /* the authentication it waits for, while it does */
         bool reauthenticated;
         int write_error; /* why our write function stopped the transfer, if it did */
+        bool unwatched;  /* a socket of its try could not be watched: to end at the next dispatch */
 
         char *reply;
         size_t reply_size, reply_alloc;
@@ -1000,6 +1002,20 @@ static void dispatch(Etcd *e) {
                 CURLMsg *msg;
                 int left;
 
+                if (e->n_unwatched > 0) {
+                        LIST_FOREACH (requests, u, e->requests)
+                                if (u->unwatched) {
+                                        c = u;
+                                        break;
+                                }
+                        e->n_unwatched--;
+                        if (c) {
+                                c->unwatched = false;
+                                request_finish(c, -ENOMEM, NULL);
+                        }
+                        continue;
+                }
+
                 if (e->pending) {
                         EtcdWatch *w = e->pending;
 
@@ -1066,7 +1082,23 @@ static void io_watch_free(IoWatch *io) {
         free(io);
 }
 
-/* CURLMOPT_SOCKETFUNCTION: watch @fd for @what, or no more. Returns 0, or -1 for libcurl. */
+/*
+ * A socket of @easy's transfer could not be watched (memory): its call ends with -ENOMEM at the
+ * next dispatch(), which removes the transfer and with it the socket. Not -1 to libcurl: libcurl
+ * 7.88 then drops the transfer's socket from its hash and goes on to use it all the same (seen as
+ * a crash in curl_multi_socket_action()).
+ */
+static int socket_unwatched(Etcd *e, CURL *easy) {
+        EtcdCall *c = NULL;
+
+        if (curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **) &c) == CURLE_OK && c && !c->unwatched) {
+                c->unwatched = true;
+                e->n_unwatched++; /* every callback of libcurl is followed by a dispatch() */
+        }
+        return 0;
+}
+
+/* CURLMOPT_SOCKETFUNCTION: watch @fd for @what, or no more. Returns 0. */
 static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userdata, void *socketp) {
         Etcd *e = userdata;
         IoWatch *io = socketp;
@@ -1085,30 +1117,38 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userdata
         if (!io) {
                 io = calloc(1, sizeof(*io));
                 if (!io)
-                        return -1;
+                        return socket_unwatched(e, easy);
                 io->etcd = e;
                 LIST_PREPEND(ios, e->ios, io);
                 if (sd_event_add_io(e->event, &io->source, fd, events, on_io, e) < 0 ||
                     curl_multi_assign(e->multi, fd, io) != CURLM_OK) {
                         io_watch_free(io);
-                        return -1;
+                        return socket_unwatched(e, easy);
                 }
                 (void) sd_event_source_set_description(io->source, "etcd-io");
         } else if (sd_event_source_set_io_events(io->source, events) < 0)
-                return -1;
+                return socket_unwatched(e, easy);
 
-        return sd_event_source_set_enabled(io->source, events ? SD_EVENT_ON : SD_EVENT_OFF) < 0 ? -1 : 0;
+        if (sd_event_source_set_enabled(io->source, events ? SD_EVENT_ON : SD_EVENT_OFF) < 0)
+                return socket_unwatched(e, easy);
+        return 0;
 }
 
-/* CURLMOPT_TIMERFUNCTION: call back in @timeout_ms, or never (-1). Returns 0, or -1. */
+/*
+ * CURLMOPT_TIMERFUNCTION: call back in @timeout_ms, or never (-1). Returns 0, always: on a -1,
+ * libcurl 7.88 fails that call and every later one on the multi handle (seen: a node that could
+ * not set this timer once could never ask etcd again). A timer that could not be set (memory)
+ * leaves libcurl's timeouts to the next call that sets it, and each call's own deadline ends it
+ * regardless.
+ */
 static int on_curl_timer(CURLM *multi, long timeout_ms, void *userdata) {
         Etcd *e = userdata;
 
         if (timeout_ms < 0)
-                return sd_event_source_set_enabled(e->timer, SD_EVENT_OFF) < 0 ? -1 : 0;
-        if (sd_event_source_set_time(e->timer, now_usec() + (uint64_t) timeout_ms * USEC_PER_MSEC) < 0)
-                return -1;
-        return sd_event_source_set_enabled(e->timer, SD_EVENT_ONESHOT) < 0 ? -1 : 0;
+                (void) sd_event_source_set_enabled(e->timer, SD_EVENT_OFF);
+        else if (sd_event_source_set_time(e->timer, now_usec() + (uint64_t) timeout_ms * USEC_PER_MSEC) >= 0)
+                (void) sd_event_source_set_enabled(e->timer, SD_EVENT_ONESHOT);
+        return 0;
 }
 
 /* The client. */

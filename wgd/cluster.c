@@ -164,11 +164,11 @@ static json_object *meta_json(const GroupFields *f) {
 
         if (!o)
                 return NULL;
-        if (json_object_object_add(o, "owner", json_object_new_int64(f->owner)) < 0 ||
-            json_object_object_add(o, "gid", json_object_new_int64(f->gid)) < 0 ||
-            json_object_object_add(o, "mode", json_object_new_int64(f->mode)) < 0 ||
-            json_object_object_add(o, "created_usec", json_object_new_uint64(f->created_usec)) < 0 ||
-            json_object_object_add(o, "on_abandon", json_object_new_int64(f->on_abandon)) < 0) {
+        if (etcd_json_add(o, "owner", json_object_new_int64(f->owner)) < 0 ||
+            etcd_json_add(o, "gid", json_object_new_int64(f->gid)) < 0 ||
+            etcd_json_add(o, "mode", json_object_new_int64(f->mode)) < 0 ||
+            etcd_json_add(o, "created_usec", json_object_new_uint64(f->created_usec)) < 0 ||
+            etcd_json_add(o, "on_abandon", json_object_new_int64(f->on_abandon)) < 0) {
                 json_object_put(o);
                 return NULL;
         }
@@ -224,24 +224,19 @@ static json_object *state_json(const State *st) {
 
         if (!o)
                 return NULL;
-        if (json_object_object_add(o, "count", json_object_new_int64((int64_t) st->count)) < 0 ||
-            json_object_object_add(o, "generation", json_object_new_int64((int64_t) st->generation)) < 0 ||
-            json_object_object_add(o, "broken", json_object_new_boolean(st->broken)) < 0)
+        if (etcd_json_add(o, "count", json_object_new_int64((int64_t) st->count)) < 0 ||
+            etcd_json_add(o, "generation", json_object_new_int64((int64_t) st->generation)) < 0 ||
+            etcd_json_add(o, "broken", json_object_new_boolean(st->broken)) < 0)
                 goto fail;
         if (st->has_outcome) {
                 json_object *out = json_object_new_object();
 
-                if (!out || json_object_object_add(o, "outcome", out) < 0) {
-                        json_object_put(out);
+                if (etcd_json_add(o, "outcome", out) < 0)
                         goto fail;
-                }
-                if (json_object_object_add(
-                            out, "generation", json_object_new_int64(st->outcome.generation)) < 0 ||
-                    json_object_object_add(out, "succeeded", json_object_new_int64(st->outcome.succeeded)) <
-                            0 ||
-                    json_object_object_add(out, "failed", json_object_new_int64(st->outcome.failed)) < 0 ||
-                    json_object_object_add(out, "abandoned", json_object_new_int64(st->outcome.abandoned)) <
-                            0)
+                if (etcd_json_add(out, "generation", json_object_new_int64(st->outcome.generation)) < 0 ||
+                    etcd_json_add(out, "succeeded", json_object_new_int64(st->outcome.succeeded)) < 0 ||
+                    etcd_json_add(out, "failed", json_object_new_int64(st->outcome.failed)) < 0 ||
+                    etcd_json_add(out, "abandoned", json_object_new_int64(st->outcome.abandoned)) < 0)
                         goto fail;
         }
         return o;
@@ -290,7 +285,7 @@ static json_object *request_put_text(const char *key, const char *text) {
 
         if (!put || !req || !text || etcd_json_add_bytes(put, "key", key, strlen(key)) < 0 ||
             etcd_json_add_bytes(put, "value", text, strlen(text)) < 0 ||
-            json_object_object_add(req, "request_put", TAKE_PTR(put)) < 0) {
+            etcd_json_add(req, "request_put", TAKE_PTR(put)) < 0) {
                 json_object_put(put);
                 json_object_put(req);
                 return NULL;
@@ -320,7 +315,7 @@ static json_object *request_key(const char *op, const char *key) {
         json_object *inner = json_object_new_object(), *req = json_object_new_object();
 
         if (!inner || !req || etcd_json_add_bytes(inner, "key", key, strlen(key)) < 0 ||
-            json_object_object_add(req, op, TAKE_PTR(inner)) < 0) {
+            etcd_json_add(req, op, TAKE_PTR(inner)) < 0) {
                 json_object_put(inner);
                 json_object_put(req);
                 return NULL;
@@ -342,8 +337,8 @@ compare(const char *key, const char *target, const char *field, int64_t value, b
         json_object *c = json_object_new_object();
 
         if (!c || etcd_json_add_bytes(c, "key", key, strlen(key)) < 0 ||
-            json_object_object_add(c, "target", json_object_new_string(target)) < 0 ||
-            (greater && json_object_object_add(c, "result", json_object_new_string("GREATER")) < 0) ||
+            etcd_json_add(c, "target", json_object_new_string(target)) < 0 ||
+            (greater && etcd_json_add(c, "result", json_object_new_string("GREATER")) < 0) ||
             etcd_json_add_int64(c, field, value) < 0) {
                 json_object_put(c);
                 return NULL;
@@ -365,9 +360,9 @@ static json_object *txn_new(json_object *cmp, json_object *success, json_object 
         }
         if (!t || !a || !success || !failure)
                 goto fail;
-        if (json_object_object_add(t, "compare", TAKE_PTR(a)) < 0 ||
-            json_object_object_add(t, "success", TAKE_PTR(success)) < 0 ||
-            json_object_object_add(t, "failure", TAKE_PTR(failure)) < 0)
+        if (etcd_json_add(t, "compare", TAKE_PTR(a)) < 0 ||
+            etcd_json_add(t, "success", TAKE_PTR(success)) < 0 ||
+            etcd_json_add(t, "failure", TAKE_PTR(failure)) < 0)
                 goto fail;
         return t;
 fail:
@@ -384,15 +379,16 @@ fail:
                 (json_object *[]) { __VA_ARGS__ },                                                          \
                 sizeof((json_object *[]) { __VA_ARGS__ }) / sizeof(json_object *))
 
-/* An array of the items (NULL ones skipped; NULL if one that was meant could not be made). */
+/*
+ * An array of the items, whose references it takes; NULL if one of them is NULL (it could not be
+ * made): a transaction must not go out with one of its operations missing.
+ */
 static json_object *array_of_n(json_object **items, size_t n) {
         json_object *arr = json_object_new_array();
         bool ok = arr != NULL;
 
         for (size_t i = 0; i < n; i++) {
-                if (!items[i])
-                        continue;
-                if (ok && json_object_array_add(arr, items[i]) == 0)
+                if (ok && items[i] && json_object_array_add(arr, items[i]) == 0)
                         continue;
                 ok = false;
                 json_object_put(items[i]);
@@ -834,8 +830,8 @@ static void batch_send(ClusterGroup *cg, bool again) {
         value = state_json(&st);
         txn =
                 txn_new(compare(state_key, "MOD", "mod_revision", cg->base_revision, false),
-                        array_of(request_put(state_key, value), request_put_text(op_key, seq), NULL),
-                        array_of(request_range(state_key), request_range(op_key), NULL));
+                        array_of(request_put(state_key, value), request_put_text(op_key, seq)),
+                        array_of(request_range(state_key), request_range(op_key)));
         json_object_put(value);
         if (!txn) {
                 batch_fail(cg, -ENOMEM, NULL);
@@ -901,16 +897,16 @@ static json_object *member_json(const RemoteMember *rm, int state, int32_t statu
         char id[32];
 
         snprintf(id, sizeof(id), "%016" PRIx64, rm->id);
-        if (!o || json_object_object_add(o, "node", json_object_new_string(rm->node)) < 0 ||
-            json_object_object_add(o, "id", json_object_new_string(id)) < 0 ||
-            json_object_object_add(o, "pid", json_object_new_int64(rm->pid)) < 0 ||
-            json_object_object_add(o, "description", json_object_new_string(rm->description)) < 0 ||
-            json_object_object_add(o, "joined_usec", json_object_new_uint64(rm->joined_usec)) < 0 ||
-            json_object_object_add(o, "generation", json_object_new_int64((int64_t) rm->generation)) < 0 ||
+        if (!o || etcd_json_add(o, "node", json_object_new_string(rm->node)) < 0 ||
+            etcd_json_add(o, "id", json_object_new_string(id)) < 0 ||
+            etcd_json_add(o, "pid", json_object_new_int64(rm->pid)) < 0 ||
+            etcd_json_add(o, "description", json_object_new_string(rm->description)) < 0 ||
+            etcd_json_add(o, "joined_usec", json_object_new_uint64(rm->joined_usec)) < 0 ||
+            etcd_json_add(o, "generation", json_object_new_int64((int64_t) rm->generation)) < 0 ||
             (state != 0 &&
-             (json_object_object_add(o, "state", json_object_new_int64(state)) < 0 ||
-              json_object_object_add(o, "status", json_object_new_int64(status)) < 0 ||
-              json_object_object_add(o, "ended_usec", json_object_new_uint64(now_realtime_usec())) < 0))) {
+             (etcd_json_add(o, "state", json_object_new_int64(state)) < 0 ||
+              etcd_json_add(o, "status", json_object_new_int64(status)) < 0 ||
+              etcd_json_add(o, "ended_usec", json_object_new_uint64(now_realtime_usec())) < 0))) {
                 json_object_put(o);
                 return NULL;
         }
@@ -1455,7 +1451,7 @@ static void lease_call(Cluster *k) {
         if (!body)
                 r = -ENOMEM;
         else if (k->lease == 0)
-                r = json_object_object_add(
+                r = etcd_json_add(
                         body,
                         "TTL",
                         json_object_new_int64(
@@ -1670,8 +1666,8 @@ void cluster_create(
         state = state_json(&cc->state);
         txn =
                 txn_new(compare(meta_key, "CREATE", "create_revision", 0, false),
-                        array_of(request_put(meta_key, meta), request_put(state_key, state), NULL),
-                        array_of(request_range(meta_key), request_range(state_key), NULL));
+                        array_of(request_put(meta_key, meta), request_put(state_key, state)),
+                        array_of(request_range(meta_key), request_range(state_key)));
         json_object_put(meta);
         json_object_put(state);
         r = txn ? etcd_call(k->etcd, "kv/txn", txn, on_create_reply, cc, &cc->call) : -ENOMEM;
@@ -1748,17 +1744,15 @@ void cluster_delete(Cluster *k, Client *c, uint64_t id, Group *g) {
                 req = json_object_new_object();
                 if (!del || !req || etcd_json_add_bytes(del, "key", prefix, strlen(prefix)) < 0 ||
                     etcd_json_add_bytes(del, "range_end", end, end_size) < 0 ||
-                    json_object_object_add(req, "request_delete_range", TAKE_PTR(del)) < 0) {
+                    etcd_json_add(req, "request_delete_range", TAKE_PTR(del)) < 0) {
                         json_object_put(del);
                         json_object_put(req);
                         req = NULL;
                 }
         }
         free(end);
-        txn =
-                txn_new(compare(meta_key, "VERSION", "version", 0, true),
-                        array_of(req, NULL, NULL),
-                        json_object_new_array());
+        txn = txn_new(
+                compare(meta_key, "VERSION", "version", 0, true), array_of(req), json_object_new_array());
         r = txn ? etcd_call(k->etcd, "kv/txn", txn, on_delete_reply, dc, &dc->call) : -ENOMEM;
         if (r < 0) {
                 free(dc);

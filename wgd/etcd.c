@@ -555,8 +555,8 @@ static int auth_start(Etcd *e) {
         body = json_object_new_object();
         if (!body)
                 return -ENOMEM;
-        if (json_object_object_add(body, "name", json_object_new_string(e->user)) < 0 ||
-            json_object_object_add(body, "password", json_object_new_string(e->password)) < 0)
+        if (etcd_json_add(body, "name", json_object_new_string(e->user)) < 0 ||
+            etcd_json_add(body, "password", json_object_new_string(e->password)) < 0)
                 return -ENOMEM;
 
         r = request_new(e, "auth/authenticate", TAKE_PTR(body), 0, on_authenticated, e, &c);
@@ -1424,7 +1424,7 @@ static int watch_body(const EtcdWatchOptions *o, json_object **ret) {
                 if (r < 0)
                         return r;
         }
-        if (o->prev_kv && json_object_object_add(create, "prev_kv", json_object_new_boolean(1)) < 0)
+        if (o->prev_kv && etcd_json_add(create, "prev_kv", json_object_new_boolean(1)) < 0)
                 return -ENOMEM;
 
         *ret = TAKE_PTR(body);
@@ -1488,18 +1488,10 @@ int64_t etcd_watch_next_revision(EtcdWatch *w) {
 
 /* Helpers. */
 
-int etcd_json_add_bytes(json_object *o, const char *field, const void *data, size_t size) {
-        _cleanup_free_ char *s = NULL;
-        json_object *v;
-        int r;
-
+int etcd_json_add(json_object *o, const char *field, json_object *v) {
         assert(o);
         assert(field);
 
-        r = base64_encode(data, size, &s);
-        if (r < 0)
-                return r;
-        v = json_object_new_string(s);
         if (!v)
                 return -ENOMEM;
         if (json_object_object_add(o, field, v) < 0) {
@@ -1509,22 +1501,21 @@ int etcd_json_add_bytes(json_object *o, const char *field, const void *data, siz
         return 0;
 }
 
+int etcd_json_add_bytes(json_object *o, const char *field, const void *data, size_t size) {
+        _cleanup_free_ char *s = NULL;
+        int r;
+
+        r = base64_encode(data, size, &s);
+        if (r < 0)
+                return r;
+        return etcd_json_add(o, field, json_object_new_string(s));
+}
+
 int etcd_json_add_int64(json_object *o, const char *field, int64_t value) {
         char s[32];
-        json_object *v;
-
-        assert(o);
-        assert(field);
 
         (void) snprintf(s, sizeof(s), "%" PRIi64, value);
-        v = json_object_new_string(s);
-        if (!v)
-                return -ENOMEM;
-        if (json_object_object_add(o, field, v) < 0) {
-                json_object_put(v);
-                return -ENOMEM;
-        }
-        return 0;
+        return etcd_json_add(o, field, json_object_new_string(s));
 }
 
 int etcd_json_get_bytes(json_object *o, const char *field, void **ret, size_t *ret_size) {

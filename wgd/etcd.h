@@ -265,6 +265,19 @@ int etcd_error_from_grpc(int code, const char *message);
 /* Helpers for what the gateway's JSON carries. */
 
 /**
+ * etcd_json_add() - Add a field to a JSON object, taking the value's reference
+ * @o: a JSON object
+ * @field: its name
+ * @v: the value, or NULL when making it failed (json-c's constructors return NULL when out of
+ *     memory, and json_object_object_add() would add that as a JSON null)
+ *
+ * The reference to @v is @o's on success, dropped on failure: either way, no longer the caller's.
+ *
+ * Return: 0, or -ENOMEM.
+ */
+int etcd_json_add(json_object *o, const char *field, json_object *v);
+
+/**
  * etcd_json_add_bytes() - Add a field of bytes (a key, a value) to a request
  * @o: a JSON object
  * @field: its name

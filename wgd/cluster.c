@@ -1177,6 +1177,25 @@ static void member_failed(ClusterGroup *cg, int error, const char *message) {
         batch_next(cg);
 }
 
+/*
+ * The member op of @cg's batch did not get to etcd (@error: memory, mostly, or no answer). A join
+ * fails with it; an end is sent again in a moment, until it gets through: a member whose end is
+ * lost holds its group's count for as long as this node lives.
+ */
+static void member_unsent(ClusterGroup *cg, int error) {
+        ClusterOp *op = cg->batch;
+
+        if (op->kind == CLUSTER_OP_JOIN) {
+                member_failed(cg, error, NULL);
+                return;
+        }
+        if (sd_event_add_time_relative(
+                    cg->cluster->event, &cg->retry, CLOCK_MONOTONIC, RETRY_USEC, 0, on_batch_retry, cg) < 0) {
+                log_error("Out of memory: the end of member %s of %s is lost.", op->key, cg->group->name);
+                member_failed(cg, -ENOMEM, NULL);
+        }
+}
+
 static void member_send(ClusterGroup *cg, bool again) {
         Cluster *k = cg->cluster;
         ClusterOp *op = cg->batch;
@@ -1231,7 +1250,7 @@ static void member_send(ClusterGroup *cg, bool again) {
                 if (op->kind == CLUSTER_OP_END) {
                         rm = local_as_remote(k, op->member);
                         if (!rm) {
-                                member_failed(cg, -ENOMEM, NULL);
+                                member_unsent(cg, -ENOMEM);
                                 return;
                         }
                 } else
@@ -1278,13 +1297,13 @@ static void member_send(ClusterGroup *cg, bool again) {
         json_object_put(member);
         json_object_put(value);
         if (!txn) {
-                member_failed(cg, -ENOMEM, NULL);
+                member_unsent(cg, -ENOMEM);
                 return;
         }
         cg->pending = st;
         r = etcd_call(k->etcd, "kv/txn", txn, on_batch_reply, cg, &cg->call);
         if (r < 0)
-                member_failed(cg, r, NULL);
+                member_unsent(cg, r);
 }
 
 static void on_member_reply(ClusterGroup *cg, int error, json_object *reply) {
@@ -1295,19 +1314,10 @@ static void on_member_reply(ClusterGroup *cg, int error, json_object *reply) {
 
         if (error < 0) {
                 /* The same again: a join until its deadline; an end until it gets through. */
-                if (op->kind == CLUSTER_OP_JOIN) {
+                if (op->kind == CLUSTER_OP_JOIN)
                         batch_again(cg, error);
-                        return;
-                }
-                if (sd_event_add_time_relative(
-                            cg->cluster->event,
-                            &cg->retry,
-                            CLOCK_MONOTONIC,
-                            RETRY_USEC,
-                            0,
-                            on_batch_retry,
-                            cg) < 0)
-                        member_failed(cg, -ENOMEM, NULL);
+                else
+                        member_unsent(cg, error);
                 return;
         }
         if (etcd_json_get_revision(reply, &revision) < 0)

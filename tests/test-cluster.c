@@ -485,49 +485,6 @@ static void test_no_etcd(void **state) {
 }
 
 /* How many times @text is in the file at @path. */
-static unsigned file_count(const char *path, const char *text) {
-        _cleanup_free_ char *buf = NULL;
-        size_t size = 0, len = 0;
-        unsigned n = 0;
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-        assert_true(fd >= 0);
-        for (;;) {
-                ssize_t k;
-
-                if (len + 1 >= size) {
-                        size = size ? 2 * size : 65536;
-                        buf = realloc(buf, size);
-                        assert_non_null(buf);
-                }
-                k = read(fd, buf + len, size - len - 1);
-                assert_true(k >= 0);
-                if (k == 0)
-                        break;
-                len += (size_t) k;
-        }
-        close(fd);
-        buf[len] = 0;
-        for (const char *p = buf; (p = strstr(p, text)); p += strlen(text))
-                n++;
-        return n;
-}
-
-/* Poll until @text is in the file at @path at least @n times (bounded, then fail). */
-static void file_count_until(const char *path, const char *text, unsigned n) {
-        uint64_t deadline = monotonic_usec() + 60 * UINT64_C(1000000);
-
-        while (file_count(path, text) < n) {
-                if (monotonic_usec() > deadline)
-                        fail_msg("'%s' is in %s %u times, not %u", text, path, file_count(path, text), n);
-                sleep_usec(20000);
-        }
-}
-
-static bool file_has(const char *path, const char *text) {
-        return file_count(path, text) > 0;
-}
-
 /*
  * A node holds no more than its own limits allow, whatever the other nodes let through: gamma,
  * with --max-groups-per-user=2, mirrors two of the three cluster groups that root makes on

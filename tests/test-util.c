@@ -22,6 +22,7 @@
 
 #include <cmocka.h>
 
+#include "macro.h"
 #include "segment.h"
 #include "test-util.h"
 
@@ -244,4 +245,46 @@ uint64_t generation_of(wg *g) {
 
         assert_int_equal(wg_get_generation(g, &v), 0);
         return v;
+}
+
+unsigned file_count(const char *path, const char *text) {
+        _cleanup_free_ char *buf = NULL;
+        size_t size = 0, len = 0;
+        unsigned n = 0;
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+        assert_true(fd >= 0);
+        for (;;) {
+                ssize_t k;
+
+                if (len + 1 >= size) {
+                        size = size ? 2 * size : 65536;
+                        buf = realloc(buf, size);
+                        assert_non_null(buf);
+                }
+                k = read(fd, buf + len, size - len - 1);
+                assert_true(k >= 0);
+                if (k == 0)
+                        break;
+                len += (size_t) k;
+        }
+        close(fd);
+        buf[len] = 0;
+        for (const char *p = buf; (p = strstr(p, text)); p += strlen(text))
+                n++;
+        return n;
+}
+
+void file_count_until(const char *path, const char *text, unsigned n) {
+        uint64_t deadline = monotonic_usec() + 60 * UINT64_C(1000000);
+
+        while (file_count(path, text) < n) {
+                if (monotonic_usec() > deadline)
+                        fail_msg("'%s' is in %s %u times, not %u", text, path, file_count(path, text), n);
+                sleep_usec(20000);
+        }
+}
+
+bool file_has(const char *path, const char *text) {
+        return file_count(path, text) > 0;
 }

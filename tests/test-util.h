@@ -83,3 +83,9 @@ int fds_teardown(void **state);
                 fprintf(stderr, "skipped: %s\n", why);                                                  \
                 return;                                                                                  \
         } while (0)
+
+/* How many times @text is in the file at @path (which must be there). */
+unsigned file_count(const char *path, const char *text);
+/* Poll until @text is in the file at @path at least @n times (bounded, then fail). */
+void file_count_until(const char *path, const char *text, unsigned n);
+bool file_has(const char *path, const char *text);

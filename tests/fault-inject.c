@@ -49,6 +49,8 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
+#include "fault-inject.h"
+
 #ifndef SO_PEERPIDFD
 #define SO_PEERPIDFD 77
 #endif
@@ -131,12 +133,8 @@ static size_t format_backtrace(const void *site, char *buf, size_t size) {
         return len;
 }
 
-/*
- * Count one call of @name, made from @site; true if it is to fail, with *@error set to the errno
- * to fail with (@error holds the call's usual one on entry). @detail, if not NULL, says more in
- * the log.
- */
-static bool fault_hit_at(const void *site, const char *name, const char *detail, int *error) {
+/* See fault-inject.h. */
+bool fault_hit_at(const void *site, const char *name, const char *detail, int *error) {
         uint64_t n = __atomic_add_fetch(&counter, 1, __ATOMIC_SEQ_CST);
         char line[1024];
         size_t len;
@@ -164,9 +162,6 @@ static bool fault_hit_at(const void *site, const char *name, const char *detail,
         log_write(line, len);
         return true;
 }
-
-/* In a wrapper: the call site is where the wrapper returns to. */
-#define fault_hit(name, detail, error) fault_hit_at(__builtin_return_address(0), name, detail, error)
 
 static void on_mark(int sig) {
         int saved_errno = errno;

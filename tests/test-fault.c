@@ -32,6 +32,7 @@
  *   WG_FAULT_ERRNO=E         with this errno (a number) instead of the call's usual one
  *   WG_FAULT_VERBOSE=1       say what every run met
  *   WG_FAULT_KEEP=1          keep the directory of a failed run (wgd's stderr, the fault log)
+ *   (Scenario "cluster", a node on a real etcd, runs only when named: meson test fault-cluster.)
  */
 
 #define _GNU_SOURCE
@@ -65,6 +66,9 @@
 #include "test-util.h"
 #include "wg.h"
 #include "wgd-harness.h"
+#ifdef WG_HAVE_ETCD
+#include "etcd-harness.h"
+#endif
 
 /* An answer takes milliseconds; this long means it is not coming. */
 #define RECV_MSEC 3000
@@ -133,7 +137,7 @@ typedef struct ChildReport {
 } ChildReport;
 
 typedef struct Info {
-        bool exists;
+        bool exists, cluster;
         uint64_t count, generation;
         uint32_t waiters, mode;
         size_t n_joined;
@@ -196,6 +200,9 @@ typedef struct Run {
         wg *handles[TRACKED_MAX];
         size_t n_handles;
 
+        Harness witness; /* a second node, in the checks after a cluster scenario */
+        bool has_witness;
+
         unsigned drops;
         unsigned verify_tries;
         const char *context; /* what led to a death of wgd, for its report */
@@ -210,6 +217,7 @@ struct Scenario {
         void (*run)(Run *r);
         bool startup;  /* its points are the start-up's */
         bool bind_own; /* wgd binds its socket itself (no socket activation) */
+        bool cluster;  /* wgd is a node of a cluster on the test's etcd, which each run empties */
 };
 
 static struct {
@@ -221,6 +229,15 @@ static struct {
         int only_errno;
         bool verbose, keep;
         unsigned points_total, failures_total;
+#ifdef WG_HAVE_ETCD
+        EtcdCluster etcd; /* for the scenarios of cluster groups, started by the first */
+        bool etcd_up;
+#endif
+        /*
+         * In a run of a double fault: the call the first fault is meant for. Where the counts of
+         * a run can differ from the dry run's (a node on etcd), it may fall on another.
+         */
+        const char *double_first;
         /* Call sites already given a follow-up fault, across scenarios: one run per site. */
         char followed[64][160];
         size_t n_followed;
@@ -294,6 +311,19 @@ static bool fault_met(Run *r) {
                 r->met = log.failed;
         }
         return r->met;
+}
+
+/* How many faults the wgd of this run met so far: one, or two in a run of a double fault. */
+static size_t faults_met(Run *r) {
+        size_t n = 0;
+
+        for (size_t i = 0; i < r->n_procs; i++) {
+                ProcLog log;
+
+                read_log(r->procs[i].log_path, &log);
+                n += log.n_fail;
+        }
+        return n;
 }
 
 static void check_alive(Run *r);
@@ -490,8 +520,8 @@ static void conn_close(Run *r, Conn *c) {
 }
 
 /*
- * wgd closed @c. Allowed once per run, in a run that met its fault: a connection is what wgd
- * gives up when it cannot serve it (its reply cannot be sent, or it cannot be accepted).
+ * wgd closed @c. Allowed once per fault met: a connection is what wgd gives up when it cannot
+ * serve it (its reply cannot be sent, or it cannot be accepted).
  */
 static void conn_dropped(Run *r, Conn *c, const char *when) {
         conn_close(r, c);
@@ -499,7 +529,7 @@ static void conn_dropped(Run *r, Conn *c, const char *when) {
         usleep(10 * 1000);
         check_alive(r);
         check(r, fault_met(r), "wgd closed a connection (%s) with no fault injected", when);
-        check(r, ++r->drops <= 1, "wgd closed a second connection (%s) for one fault", when);
+        check(r, ++r->drops <= faults_met(r), "wgd closed more connections (%s) than faults struck", when);
         run_end(r);
 }
 
@@ -787,6 +817,7 @@ static wg *track_wg(Run *r, int fd) {
 static void info_from(const Wg__V1__GroupInfo *g, Info *ret) {
         *ret = (Info) {
                 .exists = true,
+                .cluster = g->cluster,
                 .count = g->count,
                 .generation = g->generation,
                 .waiters = g->waiters,
@@ -849,7 +880,12 @@ static Info op_stat(Run *r, Conn *c, const char *name) {
 static void unchanged(Run *r, Conn *c, const char *name, bool exists, uint64_t count, const char *what) {
         Info i;
 
-        if (c->closed)
+        /*
+         * A change that etcd carried out, whose answer the node then failed to give, is there all
+         * the same (as wg.proto says of ETIMEDOUT): the checks after a cluster scenario hold the
+         * node to what etcd has instead (cluster_agree()).
+         */
+        if (c->closed || r->scenario->cluster)
                 return;
         i = op_stat(r, c, name);
         check(r,
@@ -867,11 +903,13 @@ static void unchanged(Run *r, Conn *c, const char *name, bool exists, uint64_t c
               count);
 }
 
-static Wg__V1__Response *create_call(Run *r, Conn *c, const char *name, uint32_t mode, uint64_t count) {
+static Wg__V1__Response *
+create_call_full(Run *r, Conn *c, const char *name, uint32_t mode, uint64_t count, bool cluster) {
         Wg__V1__Request req = WG__V1__REQUEST__INIT;
         Wg__V1__Create m = WG__V1__CREATE__INIT;
 
         m.name = (char *) name;
+        m.has_cluster = m.cluster = cluster;
         m.has_mode = mode != 0;
         m.mode = mode;
         m.has_count = true;
@@ -881,8 +919,12 @@ static Wg__V1__Response *create_call(Run *r, Conn *c, const char *name, uint32_t
         return call(r, c, &req, NULL, "Create");
 }
 
-static Info op_create(Run *r, Conn *c, const char *name, uint32_t mode, uint64_t count) {
-        Wg__V1__Response *resp = create_call(r, c, name, mode, count);
+static Wg__V1__Response *create_call(Run *r, Conn *c, const char *name, uint32_t mode, uint64_t count) {
+        return create_call_full(r, c, name, mode, count, false);
+}
+
+static Info op_create_full(Run *r, Conn *c, const char *name, uint32_t mode, uint64_t count, bool cluster) {
+        Wg__V1__Response *resp = create_call_full(r, c, name, mode, count, cluster);
         Info info;
 
         if (errnum_of(r, resp) != 0) {
@@ -898,6 +940,10 @@ static Info op_create(Run *r, Conn *c, const char *name, uint32_t mode, uint64_t
               info.count,
               info.generation);
         return info;
+}
+
+static Info op_create(Run *r, Conn *c, const char *name, uint32_t mode, uint64_t count) {
+        return op_create_full(r, c, name, mode, count, false);
 }
 
 static void expect_error(Run *r, Wg__V1__Response *resp, int errnum, const char *what) {
@@ -999,7 +1045,10 @@ static void op_delete(Run *r, Conn *c, const char *name) {
         resp = call(r, c, &req, NULL, "Delete");
         if (errnum_of(r, resp) != 0) {
                 refused(r, resp, "Delete");
-                check(r, op_stat(r, c, name).exists, "Delete was refused, yet group %s is gone", name);
+                check(r,
+                      r->scenario->cluster || op_stat(r, c, name).exists,
+                      "Delete was refused, yet group %s is gone",
+                      name);
                 run_end(r);
         }
         ok = resp->result_case == WG__V1__RESPONSE__RESULT_DELETED;
@@ -1047,6 +1096,16 @@ static uint64_t op_join(Run *r, Conn *c, const char *name, uint64_t count) {
         req.op_case = WG__V1__REQUEST__OP_JOIN;
         req.join = &m;
         resp = call(r, c, &req, &fd, "Join");
+        /*
+         * A node without a lease in etcd (a fault struck the call that gets it, which it makes
+         * again a second later) says to try again, as wg.proto has it.
+         */
+        for (unsigned tries = 0; r->scenario->cluster && errnum_of(r, resp) == EAGAIN && tries < 100;
+             tries++) {
+                wg__v1__response__free_unpacked(resp, NULL);
+                usleep(50 * 1000);
+                resp = call(r, c, &req, &fd, "Join");
+        }
         if (fd >= 0)
                 track_fd(r, fd);
         if (errnum_of(r, resp) != 0) {
@@ -1296,7 +1355,10 @@ static void child_refused(
                       fault_met(r),
                       "%s: wgd closed the member's connection with no fault injected",
                       what);
-                check(r, ++r->drops <= 1, "%s: wgd closed a second connection for one fault", what);
+                check(r,
+                      ++r->drops <= faults_met(r),
+                      "%s: wgd closed more connections than faults struck",
+                      what);
                 run_end(r);
         }
         check(r,
@@ -1409,6 +1471,46 @@ static void map_point(Run *r, uint64_t point, unsigned *ret_proc, uint64_t *ret_
 }
 
 /*
+ * Cluster groups. A run of a cluster scenario starts from an empty etcd, and its wgd is node
+ * "fault" with a lease long enough that no keepalive falls within a run: the calls come in the
+ * same order in every run, as far as etcd's answers and its watch allow (a run whose count
+ * differs meets no fault, or another point, and says so).
+ */
+#define CLUSTER_ARGS 4
+
+static void cluster_args(char *etcd_arg, size_t size, const char *node_arg, const char **args) {
+#ifdef WG_HAVE_ETCD
+        snprintf(etcd_arg, size, "--etcd=%s", cfg.etcd.endpoints[0]);
+#else
+        snprintf(etcd_arg, size, "--etcd=");
+#endif
+        args[0] = etcd_arg;
+        args[1] = node_arg;
+        args[2] = "--lease-ttl=60";
+        /* A call that a fault left hanging ends in a second, within the test's deadlines. */
+        args[3] = "--etcd-timeout=1";
+}
+
+static void cluster_clear(Run *r) {
+#ifdef WG_HAVE_ETCD
+        /* Every key: from "\0" to the end ("\0" as range_end). */
+        long status = etcd_harness_post(
+                &cfg.etcd, 0, "kv/deleterange", "{\"key\":\"AA==\",\"range_end\":\"AA==\"}", NULL, NULL);
+
+        check(r, status == 200, "emptying etcd: HTTP status %ld", status);
+#endif
+}
+
+/* A node has read what etcd holds (and watches it from then on): it says so once. */
+static void cluster_following(Run *r, const char *err_path, const char *who) {
+        for (unsigned waited = 0; file_count(err_path, "Following ") == 0; waited += 10) {
+                check_alive(r);
+                check(r, waited < PROCESS_MSEC, "%s did not read etcd in %u ms", who, PROCESS_MSEC);
+                usleep(10 * 1000);
+        }
+}
+
+/*
  * Start the next wgd of the scenario and wait until it serves. A fault in its start-up must
  * make it exit non-zero, without a crash or a sanitizer's report; then a start without the
  * fault must serve.
@@ -1419,8 +1521,10 @@ static void wgd_start(Run *r) {
 
         for (;;) {
                 char at_env[64] = "WGD_FAULT_AT=", log_env[340], errno_env[40], socket_arg[320];
+                char etcd_arg[128];
                 const char *env[4] = { log_env, NULL, NULL, NULL };
-                const char *args[4] = { "--idle-timeout=60", NULL, NULL, NULL };
+                const char *args[8] = { "--idle-timeout=60", NULL, NULL, NULL, NULL, NULL, NULL, NULL };
+                size_t n_args = 1;
                 HarnessOptions opts = { .binary = cfg.wgd_fault,
                                         .env = env,
                                         .no_listen_fds = r->scenario->bind_own };
@@ -1460,7 +1564,11 @@ static void wgd_start(Run *r) {
                 }
                 if (r->scenario->bind_own) {
                         snprintf(socket_arg, sizeof(socket_arg), "--socket=%s", r->socket_path);
-                        args[1] = socket_arg;
+                        args[n_args++] = socket_arg;
+                }
+                if (r->scenario->cluster) {
+                        cluster_args(etcd_arg, sizeof(etcd_arg), "--node-name=fault", args + n_args);
+                        n_args += CLUSTER_ARGS;
                 }
 
                 harness_spawn(&r->h, args, &opts);
@@ -1478,8 +1586,11 @@ static void wgd_start(Run *r) {
                               logical,
                               PROCESS_MSEC);
                 }
-                if (k == 0)
+                if (k == 0) {
+                        if (r->scenario->cluster)
+                                cluster_following(r, p->err_path, "wgd");
                         return;
+                }
 
                 check(r,
                       fault_met(r),
@@ -1571,6 +1682,114 @@ static void wgd_stop(Run *r) {
         }
 }
 
+/* What a node that saw no fault says of @name, on @fd. */
+static Info witness_stat(int fd, const char *name) {
+        Wg__V1__Response *resp = pc_stat(fd, name);
+        Info info = {};
+
+        if (pc_errnum(resp) == 0 && resp->result_case == WG__V1__RESPONSE__RESULT_GROUP && resp->group)
+                info_from(resp->group, &info);
+        pc_free(resp);
+        return info;
+}
+
+/* Whether two nodes' views of a cluster group agree; if not, in what (into @why). */
+static bool info_agree(const Info *a, const Info *b, char *why, size_t size) {
+        if (a->exists != b->exists)
+                snprintf(why, size, "it is there on %s only", a->exists ? "node fault" : "the witness");
+        else if (!a->exists)
+                return true;
+        else if (a->count != b->count || a->generation != b->generation)
+                snprintf(
+                        why,
+                        size,
+                        "count %" PRIu64 " generation %" PRIu64 " against %" PRIu64 " %" PRIu64,
+                        a->count,
+                        a->generation,
+                        b->count,
+                        b->generation);
+        else if (a->n_joined != b->n_joined)
+                snprintf(why, size, "%zu members joined against %zu", a->n_joined, b->n_joined);
+        else if (
+                a->has_outcome != b->has_outcome || a->succeeded != b->succeeded || a->failed != b->failed ||
+                a->abandoned != b->abandoned)
+                snprintf(
+                        why,
+                        size,
+                        "outcome %u/%u/%u against %u/%u/%u",
+                        a->succeeded,
+                        a->failed,
+                        a->abandoned,
+                        b->succeeded,
+                        b->failed,
+                        b->abandoned);
+        else
+                return true;
+        return false;
+}
+
+/*
+ * After a cluster scenario: etcd holds the truth of the cluster groups, whatever a fault made
+ * node fault answer, and the node must hold it too. A second node (the witness), started now
+ * without a fault, reads etcd; within a generous deadline (each node follows etcd through its
+ * watch) both must show every cluster group alike: there or not, its count and generation, its
+ * members joined, its outcome. A node that answered a change it did not make, made one it
+ * did not answer and never learnt of it, or lost a group, shows here.
+ */
+static void cluster_agree(Run *r, Conn *c) {
+        char etcd_arg[128], err_path[320], names[16][WG_NAME_MAX + 1], why[160] = "";
+        const char *args[8] = { "--idle-timeout=0", "--log-level=info" };
+        HarnessOptions opts = { .binary = cfg.wgd_fault, .stderr_path = err_path };
+        uint64_t deadline;
+        int fd;
+
+        snprintf(err_path, sizeof(err_path), "%s/witness.err", r->h.dir);
+        cluster_args(etcd_arg, sizeof(etcd_arg), "--node-name=witness", args + 2);
+        if (r->has_witness) /* the checks' second try */
+                harness_done(&r->witness);
+        harness_init(&r->witness);
+        r->has_witness = true;
+        harness_spawn(&r->witness, args, &opts);
+        check(r, harness_wait_ready(&r->witness, PROCESS_MSEC, NULL) == 0, "the witness did not start");
+        cluster_following(r, err_path, "the witness");
+        fd = pc_connect(r->witness.socket_path);
+
+        deadline = monotonic_usec() + PROCESS_MSEC * UINT64_C(1000);
+        for (;;) {
+                Wg__V1__Response *resp = pc_list(fd, NULL);
+                const char *differs = NULL;
+                size_t n;
+
+                n = op_list(r, c, NULL, names);
+                check(r,
+                      pc_errnum(resp) == 0 && resp->list && resp->list->n_groups <= 8,
+                      "List on the witness: not a list of at most 8");
+                for (size_t i = 0; i < resp->list->n_groups; i++)
+                        snprintf(names[n++], WG_NAME_MAX + 1, "%s", resp->list->groups[i]->name);
+                pc_free(resp);
+
+                for (size_t i = 0; i < n && !differs; i++) {
+                        Info a = op_stat(r, c, names[i]), b = witness_stat(fd, names[i]);
+
+                        if (a.exists && !a.cluster)
+                                continue; /* a local group of the node */
+                        if (!info_agree(&a, &b, why, sizeof(why)))
+                                differs = names[i];
+                }
+                if (!differs)
+                        break;
+                check(r,
+                      monotonic_usec() < deadline,
+                      "node fault and a node that saw no fault disagree on cluster group %s after %u ms: %s",
+                      differs,
+                      PROCESS_MSEC,
+                      why);
+                usleep(10 * 1000);
+        }
+        close(fd);
+        check(r, harness_stop(&r->witness, SIGTERM) == 0, "the witness did not stop cleanly");
+}
+
 /* The checks after the scenario: wgd serves, and no Wait is forgotten. */
 static void verify(Run *r) {
         char names[8][WG_NAME_MAX + 1], name[WG_NAME_MAX + 1];
@@ -1622,6 +1841,15 @@ static void verify(Run *r) {
                                 }
                         }
                 }
+        }
+
+        if (r->scenario->cluster) {
+                cluster_agree(r, c);
+                /* A round trip on a cluster group too. */
+                snprintf(name, sizeof(name), "kfault-verify-%u", r->verify_tries);
+                op_create_full(r, c, name, 0, 1, true);
+                op_add(r, c, name, -1, 0);
+                op_delete(r, c, name);
         }
 
         /* A new client's round trip (on a name of its own, should it have to try again). */
@@ -1914,6 +2142,49 @@ static void scenario_restart(Run *r) {
         check(r, pw->abandoned == 1, "the member killed after the restart is not counted abandoned");
 }
 
+/*
+ * A cluster group (the node is started with --etcd): Create, Add, Done, a member that joins and
+ * leaves, one whose connection closes (abandoned), a Wait that etcd's zero ends, Delete. Each
+ * change goes to etcd and back; the checks after it hold the node to what etcd has.
+ */
+/* Stat @name until its count is @count (bounded, then the run fails): the node follows etcd. */
+static void stat_until(Run *r, Conn *c, const char *name, uint64_t count, const char *what) {
+        uint64_t deadline = monotonic_usec() + PROCESS_MSEC * UINT64_C(1000);
+        Info i;
+
+        while ((i = op_stat(r, c, name)).count != count || !i.exists) {
+                check(r,
+                      monotonic_usec() < deadline,
+                      "%s: the count of %s is %" PRIu64 " after %u ms, not %" PRIu64,
+                      what,
+                      name,
+                      i.count,
+                      PROCESS_MSEC,
+                      count);
+                usleep(10 * 1000);
+        }
+}
+
+static void scenario_cluster(Run *r) {
+        Conn *a = conn_new(r), *j = conn_new(r), *k;
+        PendingWait *w;
+        uint64_t id;
+
+        op_create_full(r, a, "kc", 0640, 2, true);
+        op_add(r, a, "kc", 1, 3);
+        op_add(r, a, "kc", -1, 2);
+        id = op_join(r, j, "kc", 3);
+        op_leave(r, j, "kc", id, 0, 2);
+        k = conn_new(r);
+        (void) op_join(r, k, "kc", 3);
+        conn_close(r, k);
+        stat_until(r, a, "kc", 2, "a member whose connection closed");
+        w = wait_send(r, j, "kc", NO_TIMEOUT);
+        op_add(r, a, "kc", -2, 0);
+        await_wait(r, w, 0);
+        op_delete(r, a, "kc");
+}
+
 static const Scenario scenarios[] = {
         { .name = "startup", .startup = true },
         { .name = "startup-bind", .startup = true, .bind_own = true },
@@ -1926,12 +2197,14 @@ static const Scenario scenarios[] = {
         { .name = "delete", .run = scenario_delete },
         { .name = "list", .run = scenario_list },
         { .name = "restart", .run = scenario_restart },
+        { .name = "cluster", .run = scenario_cluster, .cluster = true },
 };
 
 /* One run. */
 
 typedef struct Result {
         bool met, failed;
+        bool shifted;       /* a double fault whose first fell on another call than the one meant */
         char fail[2][1024]; /* what the logs say failed */
         size_t n_fail;
         ProcLog logs[PROCS_MAX]; /* by logical process, the first start of each */
@@ -1967,6 +2240,8 @@ static void run_cleanup(Run *r) {
                 (void) reap(r->h.pid);
                 r->h.pid = -1;
         }
+        if (r->has_witness)
+                harness_done(&r->witness);
 }
 
 static void print_run(const Run *r, const Result *res, const char *verdict) {
@@ -2002,6 +2277,8 @@ static void keep_files(Run *r) {
         printf("#   kept: %s\n", dir);
 }
 
+static bool fail_is(const Result *res, const char *name);
+
 static void run_once(
         const Scenario *s,
         const uint64_t *points,
@@ -2030,6 +2307,8 @@ static void run_once(
                 snprintf(r->socket_path, sizeof(r->socket_path), "%s", r->h.socket_path);
 
         if (sigsetjmp(r->fail, 1) == 0) {
+                if (s->cluster)
+                        cluster_clear(r);
                 wgd_start(r);
                 if (sigsetjmp(r->end, 1) == 0 && s->run)
                         s->run(r);
@@ -2058,7 +2337,16 @@ static void run_once(
                         ret->logs[ret->n_logs++] = log;
         }
 
-        if (ret->failed) {
+        if (ret->failed && cfg.double_first && !fail_is(ret, cfg.double_first)) {
+                /*
+                 * Two faults on calls that no double fault is meant for (two requests that cannot
+                 * be read, say) are beyond what the checks can tell apart: the pair is not judged.
+                 */
+                ret->failed = false;
+                ret->shifted = true;
+                if (cfg.verbose)
+                        print_run(r, ret, "shifted:");
+        } else if (ret->failed) {
                 print_run(r, ret, "FAIL");
                 for (size_t i = 0; i < r->n_procs; i++)
                         print_stderr(r->procs[i].err_path);
@@ -2145,13 +2433,20 @@ static void test_scenario(void **state) {
         const Scenario *s = *state;
         Window windows[WINDOWS_MAX];
         uint64_t sendmsg_points[256], follow_points[64];
+        const char *follow_names[64];
         size_t n_windows, n_sendmsg = 0, n_follow = 0;
-        unsigned points = 0, enobufs = 0, doubles = 0, failed = 0, unmet = 0;
+        unsigned points = 0, enobufs = 0, doubles = 0, failed = 0, unmet = 0, shifted = 0;
         uint64_t total = 0, started = monotonic_usec();
         Result res;
 
         if (cfg.only_scenario && strcmp(cfg.only_scenario, s->name) != 0)
                 return;
+#ifdef WG_HAVE_ETCD
+        if (s->cluster && !cfg.etcd_up) {
+                etcd_cluster_start(&cfg.etcd, 1);
+                cfg.etcd_up = true;
+        }
+#endif
 
         run_once(s, NULL, 0, 0, NULL, 0, &res);
         if (res.failed)
@@ -2186,8 +2481,12 @@ static void test_scenario(void **state) {
                 if (fail_is_send(&res) && n_sendmsg < ELEMENTSOF(sendmsg_points))
                         sendmsg_points[n_sendmsg++] = n;
                 if ((fail_is_send(&res) || fail_is(&res, "accept4")) &&
-                    n_follow < ELEMENTSOF(follow_points) && follow_up_new(&res))
+                    n_follow < ELEMENTSOF(follow_points) && follow_up_new(&res)) {
+                        follow_names[n_follow] = fail_is(&res, "accept4") ? "accept4" :
+                                fail_is(&res, "sendmsg")                  ? "sendmsg" :
+                                                                            "sendmmsg";
                         follow_points[n_follow++] = n;
+                }
         }
 
         /* A socket that fails for good, not just full: the client is dropped. */
@@ -2202,8 +2501,11 @@ static void test_scenario(void **state) {
                 for (uint64_t next = 1; next <= 2; next++) {
                         uint64_t two[2] = { follow_points[i], follow_points[i] + next };
 
+                        cfg.double_first = follow_names[i];
                         run_once(s, two, 2, 0, windows, n_windows, &res);
-                        doubles += res.n_fail == 2;
+                        cfg.double_first = NULL;
+                        doubles += res.n_fail == 2 && !res.shifted;
+                        shifted += res.shifted;
                         failed += res.failed;
                 }
 
@@ -2216,6 +2518,11 @@ static void test_scenario(void **state) {
                doubles,
                failed,
                (double) (monotonic_usec() - started) / 1e6);
+        if (shifted > 0)
+                printf("# %s: %u double faults fell on other calls than meant (their counts differ from "
+                       "the dry run's)\n",
+                       s->name,
+                       shifted);
         if (unmet > 0)
                 printf("# %s: %u runs met no fault (their counts differ from the dry run's)\n",
                        s->name,
@@ -2228,6 +2535,10 @@ static void test_scenario(void **state) {
 }
 
 static int summary(void **state) {
+#ifdef WG_HAVE_ETCD
+        if (cfg.etcd_up)
+                etcd_cluster_done(&cfg.etcd);
+#endif
         printf("# fault injection: %u points exercised in all, %u failing\n",
                cfg.points_total,
                cfg.failures_total);
@@ -2236,6 +2547,7 @@ static int summary(void **state) {
 
 int main(void) {
         struct CMUnitTest tests[ELEMENTSOF(scenarios)];
+        size_t n_tests = 0;
         struct rlimit no_core = {};
         const char *e;
 
@@ -2264,11 +2576,28 @@ int main(void) {
         (void) setrlimit(RLIMIT_CORE, &no_core);
         signal(SIGPIPE, SIG_IGN);
 
+        /*
+         * Scenario "cluster" (a node on etcd, 1,100 runs) runs only when named: it is meson test
+         * fault-cluster, where wgd has cluster groups; without etcd, that test is skipped.
+         */
+        if (cfg.only_scenario && strcmp(cfg.only_scenario, "cluster") == 0) {
+#ifdef WG_HAVE_ETCD
+                if (!etcd_binary()) {
+                        printf("1..0 # SKIP no etcd (Debian: etcd-server)\n");
+                        return 0;
+                }
+#else
+                printf("1..0 # SKIP wgd is built without cluster groups\n");
+                return 0;
+#endif
+        }
         for (size_t i = 0; i < ELEMENTSOF(scenarios); i++)
-                tests[i] = (struct CMUnitTest) {
-                        .name = scenarios[i].name,
-                        .test_func = test_scenario,
-                        .initial_state = (void *) &scenarios[i],
-                };
-        return cmocka_run_group_tests(tests, NULL, summary);
+                if (cfg.only_scenario ? strcmp(scenarios[i].name, cfg.only_scenario) == 0 :
+                                        !scenarios[i].cluster)
+                        tests[n_tests++] = (struct CMUnitTest) {
+                                .name = scenarios[i].name,
+                                .test_func = test_scenario,
+                                .initial_state = (void *) &scenarios[i],
+                        };
+        return _cmocka_run_group_tests("test-fault", tests, n_tests, NULL, summary);
 }

@@ -1012,8 +1012,8 @@ static void queue_member_op(ClusterGroup *cg, ClusterOp *op) {
         batch_next(cg);
 }
 
-/* Abandon @rm (a copy is the op's): its presence went, with its node's lease. */
-static void queue_abandon(ClusterGroup *cg, const RemoteMember *rm) {
+/* Abandon @rm (a copy is the op's): its presence went, with its node's lease. 0 or -ENOMEM. */
+static int queue_abandon(ClusterGroup *cg, const RemoteMember *rm) {
         ClusterOp *op = calloc(1, sizeof(*op));
 
         if (!op || !(op->remote = malloc(sizeof(*rm))) || !(op->key = strdup(rm->key))) {
@@ -1024,7 +1024,7 @@ static void queue_abandon(ClusterGroup *cg, const RemoteMember *rm) {
                         "Out of memory: cannot abandon member %s of %s, whose node is gone.",
                         rm->key,
                         cg->group->name);
-                return;
+                return -ENOMEM;
         }
         *op->remote = *rm;
         op->kind = CLUSTER_OP_ABANDON;
@@ -1034,6 +1034,7 @@ static void queue_abandon(ClusterGroup *cg, const RemoteMember *rm) {
                 rm->key,
                 cg->group->name);
         queue_member_op(cg, op);
+        return 0;
 }
 
 /* member_end() of a cluster group's member, or its Leave (@c, @id to answer). */
@@ -1818,8 +1819,13 @@ static const char *member_key_of(const char *what) {
         return p && p[1] && strlen(p + 1) < sizeof(((RemoteMember *) NULL)->key) ? p + 1 : NULL;
 }
 
-/* One key-value of etcd, as the range of the sync or an event of the watch gives it. */
-static void apply_kv(Cluster *k, json_object *kv, bool deleted, KvPass pass) {
+/*
+ * One key-value of etcd, as the range of the sync or an event of the watch gives it. 0, also for
+ * one that it ignores (it makes no sense, or a limit keeps its group from this node); -ENOMEM
+ * for one that it could not take for want of memory (or descriptors): the node's view is no
+ * longer what etcd holds, and it must read everything again.
+ */
+static int apply_kv(Cluster *k, json_object *kv, bool deleted, KvPass pass) {
         char name[WG_NAME_MAX + 1], *key = NULL, *value = NULL;
         const char *what, *mkey;
         size_t key_len, len;
@@ -1828,9 +1834,10 @@ static void apply_kv(Cluster *k, json_object *kv, bool deleted, KvPass pass) {
         RemoteMember rm, *found;
         Group *g;
         State st;
+        int r = 0;
 
-        if (etcd_json_get_bytes(kv, "key", (void **) &key, &key_len) < 0 ||
-            key_split(key, key_len, name, &what) < 0)
+        r = etcd_json_get_bytes(kv, "key", (void **) &key, &key_len);
+        if (r < 0 || key_split(key, key_len, name, &what) < 0)
                 goto finish;
         g = server_find_group(k->server, name);
         if (pass == KV_META && !STREQ(what, "meta"))
@@ -1855,20 +1862,25 @@ static void apply_kv(Cluster *k, json_object *kv, bool deleted, KvPass pass) {
                         found->present = false;
                         if (!found->abandoning) {
                                 found->abandoning = true;
-                                queue_abandon(g->cluster, found);
+                                r = queue_abandon(g->cluster, found);
                         }
                 }
                 goto finish;
         }
-        if (etcd_json_get_bytes(kv, "value", (void **) &value, &len) < 0 ||
-            etcd_json_get_int64(kv, "mod_revision", &mod) < 0)
+        r = etcd_json_get_bytes(kv, "value", (void **) &value, &len);
+        if (r < 0 || etcd_json_get_int64(kv, "mod_revision", &mod) < 0)
                 goto finish;
         if (STREQ(what, "meta")) {
                 if (meta_parse(value, len, name, &f) < 0)
                         log_warning(
                                 "Ignoring cluster group %s, whose metadata in etcd makes no sense.", name);
-                else if (mirror_group(k, &f, /* ours= */ false, &g) >= 0)
-                        g->cluster->seen = true;
+                else {
+                        r = mirror_group(k, &f, /* ours= */ false, &g);
+                        if (r >= 0)
+                                g->cluster->seen = true;
+                        else if (r == -ENOSPC || r == -EDQUOT || r == -EEXIST)
+                                r = 0; /* not here, as the limits or a local group of its name say */
+                }
         } else if (!g || !g->cluster)
                 goto finish;
         else if (STREQ(what, "state")) {
@@ -1881,8 +1893,10 @@ static void apply_kv(Cluster *k, json_object *kv, bool deleted, KvPass pass) {
                         log_warning("Ignoring a member of cluster group %s that makes no sense.", name);
                 else if (!(found = remote_find(g, mkey))) {
                         found = malloc(sizeof(*found));
-                        if (!found)
+                        if (!found) {
+                                r = -ENOMEM;
                                 goto finish;
+                        }
                         *found = rm;
                         LIST_PREPEND(remote, g->remote, found);
                         g->n_remote++;
@@ -1900,6 +1914,18 @@ static void apply_kv(Cluster *k, json_object *kv, bool deleted, KvPass pass) {
 finish:
         free(key);
         free(value);
+        return r == -EBADMSG ? 0 : r;
+}
+
+/*
+ * The node could not take a change that etcd holds (memory): it drops the watch and reads
+ * everything again in a while, as after a watch compacted away. (Inside the watch's handler:
+ * the watch stops handing out, and goes once the handler returns.)
+ */
+static void resync_lost(Cluster *k) {
+        log_warning("Could not take a change of the cluster groups in etcd: reading them all again.");
+        etcd_watch_cancel(TAKE_PTR(k->watch));
+        resync_later(k, /* forget= */ true);
 }
 
 static void on_watch(EtcdWatch *w, int error, json_object *result, void *userdata) {
@@ -1924,8 +1950,10 @@ static void on_watch(EtcdWatch *w, int error, json_object *result, void *userdat
                 bool deleted = json_object_object_get_ex(ev, "type", &type) &&
                         STREQ(json_object_get_string(type), "DELETE");
 
-                if (json_object_object_get_ex(ev, "kv", &kv))
-                        apply_kv(k, kv, deleted, KV_ALL);
+                if (json_object_object_get_ex(ev, "kv", &kv) && apply_kv(k, kv, deleted, KV_ALL) < 0) {
+                        resync_lost(k);
+                        return;
+                }
         }
         k->watch_from = etcd_watch_next_revision(w);
 }
@@ -1995,6 +2023,7 @@ static void on_sync_reply(EtcdCall *call, int error, json_object *reply, void *u
         json_object *kvs;
         int64_t revision;
         unsigned n = 0;
+        bool lost = false;
 
         k->sync_call = NULL;
         if (error < 0 || etcd_json_get_revision(reply, &revision) < 0) {
@@ -2013,14 +2042,26 @@ static void on_sync_reply(EtcdCall *call, int error, json_object *reply, void *u
         if (json_object_object_get_ex(reply, "kvs", &kvs) && json_object_is_type(kvs, json_type_array))
                 for (KvPass pass = KV_META; pass <= KV_PRESENT; pass++)
                         for (size_t i = 0; i < json_object_array_length(kvs); i++)
-                                apply_kv(k, json_object_array_get_idx(kvs, i), false, pass);
+                                if (apply_kv(k, json_object_array_get_idx(kvs, i), false, pass) < 0) {
+                                        /*
+                                         * Not all of it taken: neither the groups nor the members
+                                         * that it did not see are gone. All of it again later.
+                                         */
+                                        resync_lost(k);
+                                        return;
+                                }
         /* A member whose presence went while we did not watch: its node's lease expired. */
         LIST_FOREACH (groups, cg, k->groups)
                 for (RemoteMember *rm = cg->group->remote; rm; rm = rm->remote_next)
                         if (!rm->present && !rm->abandoning) {
                                 rm->abandoning = true;
-                                queue_abandon(cg, rm);
+                                if (queue_abandon(cg, rm) < 0)
+                                        lost = true;
                         }
+        if (lost) {
+                resync_lost(k);
+                return;
+        }
         /*
          * Groups this node mirrors that etcd no longer has went while it did not watch; but not
          * one that this node created after the read (its state is newer than what was read).

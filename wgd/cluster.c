@@ -1103,6 +1103,7 @@ static void member_done(ClusterGroup *cg) {
         ClusterOp *op = cg->batch;
         Group *g = cg->group;
         Client *c;
+        int r;
 
         LIST_REMOVE(by_owner, cg->batch, op);
         c = cluster_op_unlink(op);
@@ -1122,11 +1123,29 @@ static void member_done(ClusterGroup *cg) {
                         break;
                 }
                 member_attach(m, g, c);
-                if (member_park(m) < 0)
-                        log_warning(
-                                "Member %d of %s is not parked in the fdstore: a restart loses it here.",
+                r = member_park(m);
+                if (r < 0) {
+                        /*
+                         * A membership that a restart would lose is not kept (it would hold its
+                         * group's count for good): etcd counted it, so it ends there, abandoned,
+                         * as when its connection goes first; the Join is answered with the error.
+                         */
+                        RemoteMember *rm = local_as_remote(cg->cluster, m);
+
+                        log_warning_errno(
+                                r,
+                                "Cannot park member %d of %s in the fdstore, abandoning it: %m",
                                 (int) m->pid,
                                 g->name);
+                        member_free(m);
+                        if (rm)
+                                (void) queue_abandon(cg, rm); /* (which says so if it cannot) */
+                        else
+                                log_error("Out of memory: cannot abandon a member of %s.", g->name);
+                        free(rm);
+                        reply_error(c, op->id, r, "The membership could not be kept in the fdstore.");
+                        break;
+                }
                 if (member_watch(m, cg->cluster->event) < 0)
                         log_warning(
                                 "Cannot watch member %d of %s: its death is seen when its connection "

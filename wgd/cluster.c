@@ -2005,8 +2005,17 @@ static void watch_start(Cluster *k) {
 /*
  * The members the fdstore kept, of this node's cluster groups: back, if etcd still has them
  * (else they were abandoned while wgd was away). Then whatever of the store nothing claimed goes.
+ * 0; or -ENOMEM if one could not come back for want of memory: it stays in the stash (and the
+ * fdstore) for the next read of etcd, since dropping it would lose its end, and hold its group's
+ * count for good.
  */
-static void restore_members(Cluster *k) {
+static int restore_members(Cluster *k) {
+        struct {
+                char *name;
+                int fd;
+        } *kept = NULL;
+        size_t n_kept = 0;
+        int ret = 0;
         char *name;
         int fd;
 
@@ -2027,14 +2036,42 @@ static void restore_members(Cluster *k) {
                                         account_release(a);
                         }
                 }
-                if (r < 0) {
+                if (r == -ENOENT) {
                         log_info("Dropping stored member '%s': etcd no longer has it.", name);
                         fdstore_remove(name);
                         safe_close(fd);
+                } else if (r < 0) {
+                        void *more = reallocarray(kept, n_kept + 1, sizeof(*kept));
+
+                        log_warning_errno(r, "Failed to restore member '%s', trying again later: %m", name);
+                        ret = -ENOMEM;
+                        if (more) {
+                                kept = more;
+                                kept[n_kept].name = TAKE_PTR(name);
+                                kept[n_kept++].fd = fd;
+                        } else {
+                                log_error("Out of memory: member '%s' is lost.", name);
+                                fdstore_remove(name);
+                                safe_close(fd);
+                        }
                 }
                 free(name);
         }
+        if (ret < 0) {
+                /* Back in the stash for the next read (after the loop, which would find them again). */
+                for (size_t i = 0; i < n_kept; i++) {
+                        if (server_stash(k->server, kept[i].name, kept[i].fd) < 0) {
+                                log_error("Out of memory: member '%s' is lost.", kept[i].name);
+                                fdstore_remove(kept[i].name);
+                                safe_close(kept[i].fd);
+                        }
+                        free(kept[i].name);
+                }
+                free(kept);
+                return ret;
+        }
         server_stash_drop(k->server);
+        return 0;
 }
 
 static void on_sync_reply(EtcdCall *call, int error, json_object *reply, void *userdata) {
@@ -2091,7 +2128,10 @@ static void on_sync_reply(EtcdCall *call, int error, json_object *reply, void *u
                 else
                         n++;
         if (!k->restored) {
-                restore_members(k);
+                if (restore_members(k) < 0) {
+                        resync_lost(k);
+                        return;
+                }
                 k->restored = true;
         }
         k->watch_from = revision + 1;

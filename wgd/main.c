@@ -396,11 +396,20 @@ static int take_passed_fds(Server *s) {
                                 safe_close(fd);
                         else
                                 r = server_restore_member(s, name, fd);
-                } else if (strncmp(name, MIRROR_FDNAME_PREFIX, strlen(MIRROR_FDNAME_PREFIX)) == 0 ||
-                           strncmp(name, LEASE_FDNAME_PREFIX, strlen(LEASE_FDNAME_PREFIX)) == 0)
-                        /* The cluster's, once it has read etcd: cluster.c. */
-                        server_stash(s, name, fd);
-                else if (
+                } else if (
+                        strncmp(name, MIRROR_FDNAME_PREFIX, strlen(MIRROR_FDNAME_PREFIX)) == 0 ||
+                        strncmp(name, LEASE_FDNAME_PREFIX, strlen(LEASE_FDNAME_PREFIX)) == 0) {
+                        /*
+                         * The cluster's, once it has read etcd: cluster.c. Dropping one would lose
+                         * a mirror or the lease for good: a failure fails the start, and the
+                         * fdstore keeps it for the next.
+                         */
+                        if (r >= 0 && (r = server_stash(s, name, fd)) < 0)
+                                log_error_errno(
+                                        r, "Failed to keep stored fd '%s' for the cluster: %m", name);
+                        if (r < 0)
+                                safe_close(fd);
+                } else if (
                         listen_fd < 0 &&
                         (strcmp(name, CONTROL_FDNAME) == 0 ||
                          sd_is_socket_unix(fd, SOCK_SEQPACKET, 1, NULL, 0) > 0))

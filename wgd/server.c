@@ -193,18 +193,16 @@ struct StashedFd {
         LIST_FIELDS(struct StashedFd, stash);
 };
 
-void server_stash(Server *s, const char *fdname, int fd) {
+int server_stash(Server *s, const char *fdname, int fd) {
         struct StashedFd *x = calloc(1, sizeof(*x));
 
         if (!x || !(x->name = strdup(fdname))) {
                 free(x);
-                log_warning("Out of memory: dropping stored fd '%s'.", fdname);
-                fdstore_remove(fdname);
-                safe_close(fd);
-                return;
+                return -ENOMEM;
         }
         x->fd = fd;
         LIST_PREPEND(stash, s->stash, x);
+        return 0;
 }
 
 int server_unstash(Server *s, const char *fdname, const char *prefix, char **ret_name) {
@@ -288,7 +286,13 @@ int server_restore_member(Server *s, const char *fdname, int pidfd) {
         g = server_find_group(s, f.group);
         if (!g) {
                 /* Maybe a cluster group's, which the cluster brings back once it has read etcd. */
-                server_stash(s, fdname, pidfd);
+                r = server_stash(s, fdname, pidfd);
+                if (r < 0) {
+                        safe_close(pidfd);
+                        /* As below: the fdstore keeps it for the next try. */
+                        return log_error_errno(
+                                r, "Failed to keep member fd '%s' for the cluster: %m", fdname);
+                }
                 return 0;
         }
 

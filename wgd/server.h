@@ -100,8 +100,11 @@ static inline void server_freep(Server **s) {
 int server_listen_fd(Server *s, int fd);
 int server_listen_path(Server *s, const char *path);
 
-/* Keep @fd (taken) under @fdname for the cluster to claim: server_unstash(). */
-void server_stash(Server *s, const char *fdname, int fd);
+/*
+ * Keep @fd under @fdname for the cluster to claim: server_unstash(). 0 (@fd taken), or -ENOMEM
+ * (@fd still the caller's).
+ */
+int server_stash(Server *s, const char *fdname, int fd);
 /* The fd stashed under @fdname (NULL: the first whose name starts with @prefix), taken; or -1,
  * and *ret_name (if not NULL, to free) its name. */
 int server_unstash(Server *s, const char *fdname, const char *prefix, char **ret_name);

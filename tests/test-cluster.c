@@ -132,23 +132,6 @@ static void use_node(Fixture *f, size_t i) {
         assert_int_equal(setenv("WGD_SOCKET", f->nodes[i].socket_path, 1), 0);
 }
 
-static Wg__V1__Response *create_cluster(int fd, const char *name, uint64_t count, uint32_t mode) {
-        Wg__V1__Request req = WG__V1__REQUEST__INIT;
-        Wg__V1__Create m = WG__V1__CREATE__INIT;
-
-        m.name = (char *) name;
-        m.has_count = true;
-        m.count = count;
-        m.has_cluster = m.cluster = true;
-        if (mode) {
-                m.has_mode = true;
-                m.mode = mode;
-        }
-        req.op_case = WG__V1__REQUEST__OP_CREATE;
-        req.create = &m;
-        return pc_call(fd, &req, NULL);
-}
-
 /* Poll node @c's Stat of @name until it says @count and @generation (60 s at most). */
 static void stat_until(int c, const char *name, uint64_t count, uint64_t generation) {
         uint64_t deadline = monotonic_usec() + 60 * UINT64_C(1000000);
@@ -200,7 +183,7 @@ static void test_three_nodes(void **state) {
 
         for (size_t i = 0; i < NODES; i++)
                 c[i] = pc_connect(f->nodes[i].socket_path);
-        pc_expect(create_cluster(c[0], "build", 0, 0666), 0);
+        pc_expect(pc_create_cluster(c[0], "build", 0666, 0), 0);
         for (size_t i = 0; i < NODES; i++)
                 stat_until(c[i], "build", 0, 0);
 
@@ -356,7 +339,7 @@ static void test_concurrent_dones(void **state) {
         pid_t pids[NODES];
         int c = pc_connect(f->nodes[0].socket_path);
 
-        pc_expect(create_cluster(c, "shards", NODES * PER_NODE, 0666), 0);
+        pc_expect(pc_create_cluster(c, "shards", 0666, NODES * PER_NODE), 0);
         stat_all_until(f, "shards", NODES * PER_NODE, 0);
         for (size_t i = 0; i < NODES; i++)
                 pids[i] = done_worker(f, i, "shards", PER_NODE, -1);
@@ -380,7 +363,7 @@ static void test_etcd_stopped(void **state) {
         /* gamma, where the worker's dones go, with a call timeout shorter than etcd's stop. */
         assert_int_equal(harness_stop(&f->nodes[2], SIGTERM), 0);
         node_start_with(f, 2, (const char *const[]) { "--etcd-timeout=1", NULL });
-        pc_expect(create_cluster(c, "stream", DONES + 1, 0666), 0);
+        pc_expect(pc_create_cluster(c, "stream", 0666, DONES + 1), 0);
         stat_until(w, "stream", DONES + 1, 0);
         {
                 int n = pc_connect(f->nodes[2].socket_path);
@@ -465,7 +448,7 @@ static void test_no_etcd(void **state) {
         c = pc_connect(f->nodes[0].socket_path);
         t0 = monotonic_usec();
         {
-                Wg__V1__Response *r = create_cluster(c, "unreachable", 0, 0);
+                Wg__V1__Response *r = pc_create_cluster(c, "unreachable", 0, 0);
                 int e = pc_errnum(r);
 
                 assert_true(e == EHOSTUNREACH || e == ETIMEDOUT);
@@ -480,7 +463,7 @@ static void test_no_etcd(void **state) {
         harness_start(&f->nodes[1], (const char *const[]) { "--idle-timeout=0", "--log-level=err", NULL });
         close(c);
         c = pc_connect(f->nodes[1].socket_path);
-        pc_expect(create_cluster(c, "nowhere", 0, 0), EOPNOTSUPP);
+        pc_expect(pc_create_cluster(c, "nowhere", 0, 0), EOPNOTSUPP);
         close(c);
 }
 
@@ -500,9 +483,9 @@ static void test_mirror_limits(void **state) {
         b = pc_connect(f->nodes[1].socket_path);
         g = pc_connect(f->nodes[2].socket_path);
 
-        pc_expect(create_cluster(a, "limit-1", 0, 0), 0);
-        pc_expect(create_cluster(a, "limit-2", 0, 0), 0);
-        pc_expect(create_cluster(a, "limit-3", 0, 0), 0);
+        pc_expect(pc_create_cluster(a, "limit-1", 0, 0), 0);
+        pc_expect(pc_create_cluster(a, "limit-2", 0, 0), 0);
+        pc_expect(pc_create_cluster(a, "limit-3", 0, 0), 0);
         /* A change after the three: once gamma has it, it has seen all three (etcd's order). */
         pc_expect(pc_add(a, "limit-1", 1), 0);
         stat_until(b, "limit-3", 0, 0);
@@ -510,7 +493,7 @@ static void test_mirror_limits(void **state) {
 
         stat_until(g, "limit-2", 0, 0);
         pc_expect(pc_stat(g, "limit-3"), ENOENT);
-        pc_expect(create_cluster(g, "limit-4", 0, 0), EDQUOT);
+        pc_expect(pc_create_cluster(g, "limit-4", 0, 0), EDQUOT);
         pc_expect(pc_create(g, "local", 0, 0), EDQUOT);
         /* Room again: a deleted mirror makes room for a group of gamma's own. */
         pc_expect(pc_delete(a, "limit-2"), 0);
@@ -548,7 +531,7 @@ static void test_creates_in_flight(void **state) {
         harness_stop(&f->nodes[1], SIGTERM);
         node_start_opts(f, 1, (const char *const[]) { "--max-groups-per-user=2", NULL }, &opts);
         b = pc_connect(f->nodes[1].socket_path);
-        pc_expect(create_cluster(b, "made-1", 0, 0), 0);
+        pc_expect(pc_create_cluster(b, "made-1", 0, 0), 0);
 
         etcd_member_signal(&f->etcd, 0, SIGSTOP);
         for (uint64_t id = 2; id <= 3; id++) {
@@ -576,7 +559,7 @@ static void test_creates_in_flight(void **state) {
         pc_expect(pc_stat(b, "made-2"), 0);
         pc_expect(pc_stat(b, "made-3"), ENOENT);
         /* The reservation became the group: still two, not three. */
-        pc_expect(create_cluster(b, "made-4", 0, 0), EDQUOT);
+        pc_expect(pc_create_cluster(b, "made-4", 0, 0), EDQUOT);
         /*
          * Its own groups, which its watch may bring before etcd's answer to their Create, are
          * never counted twice (their reservation and the group) and refused.
@@ -610,7 +593,7 @@ static void test_joins_in_flight(void **state) {
         node_start_with(f, 1, (const char *const[]) { "--max-members-per-user=2", NULL });
         a = pc_connect(f->nodes[0].socket_path);
         b = pc_connect(f->nodes[1].socket_path);
-        pc_expect(create_cluster(a, "crowd", 0, 0666), 0);
+        pc_expect(pc_create_cluster(a, "crowd", 0666, 0), 0);
         stat_until(b, "crowd", 0, 0);
 
         /* The first member, once beta holds its lease (EAGAIN until then). */
@@ -763,7 +746,7 @@ static void test_etcd_member_killed(void **state) {
         int report[2], c = pc_connect(f->nodes[0].socket_path);
         char byte;
 
-        pc_expect(create_cluster(c, "sturdy", NODES * PER_NODE, 0666), 0);
+        pc_expect(pc_create_cluster(c, "sturdy", 0666, NODES * PER_NODE), 0);
         stat_all_until(f, "sturdy", NODES * PER_NODE, 0);
         assert_int_equal(pipe2(report, O_CLOEXEC), 0);
         for (size_t i = 0; i < NODES; i++)
@@ -891,7 +874,7 @@ static void test_node_killed(void **state) {
         Wg__V1__Response *r;
         pid_t member;
 
-        pc_expect(create_cluster(c, "held", 0, 0666), 0);
+        pc_expect(pc_create_cluster(c, "held", 0666, 0), 0);
         {
                 int n = pc_connect(f->nodes[1].socket_path);
 
@@ -970,12 +953,12 @@ static void test_auth(void **state) {
         node_start_with(f, 0, (const char *const[]) { user_arg, file_arg, NULL });
 
         c = pc_connect(f->nodes[0].socket_path);
-        pc_expect(create_cluster(c, "guarded", 1, 0666), 0);
+        pc_expect(pc_create_cluster(c, "guarded", 0666, 1), 0);
         pc_expect(pc_add(c, "guarded", -1), 0);
         stat_until(c, "guarded", 0, 1);
 
         d = pc_connect(f->nodes[1].socket_path);
-        pc_expect(create_cluster(d, "intruder", 1, 0666), EACCES);
+        pc_expect(pc_create_cluster(d, "intruder", 0666, 1), EACCES);
         close(d);
         close(c);
 }
@@ -993,7 +976,7 @@ static void test_node_restarted(void **state) {
         pid_t member, holder;
         char byte;
 
-        pc_expect(create_cluster(c, "kept", 0, 0666), 0);
+        pc_expect(pc_create_cluster(c, "kept", 0666, 0), 0);
         stat_all_until(f, "kept", 0, 0);
         member = member_on(f, 1, "kept", &go);
         stat_all_until(f, "kept", 1, 0);

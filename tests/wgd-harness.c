@@ -562,11 +562,12 @@ void pc_expect(Wg__V1__Response *r, int errnum) {
         pc_free(r);
 }
 
-Wg__V1__Response *pc_create(int fd, const char *name, uint32_t mode, uint64_t count) {
+static Wg__V1__Response *create(int fd, const char *name, uint32_t mode, uint64_t count, bool cluster) {
         Wg__V1__Request req = WG__V1__REQUEST__INIT;
         Wg__V1__Create m = WG__V1__CREATE__INIT;
 
         m.name = (char *) name;
+        m.has_cluster = m.cluster = cluster;
         if (mode) {
                 m.has_mode = true;
                 m.mode = mode;
@@ -576,6 +577,14 @@ Wg__V1__Response *pc_create(int fd, const char *name, uint32_t mode, uint64_t co
         req.op_case = WG__V1__REQUEST__OP_CREATE;
         req.create = &m;
         return pc_call(fd, &req, NULL);
+}
+
+Wg__V1__Response *pc_create(int fd, const char *name, uint32_t mode, uint64_t count) {
+        return create(fd, name, mode, count, false);
+}
+
+Wg__V1__Response *pc_create_cluster(int fd, const char *name, uint32_t mode, uint64_t count) {
+        return create(fd, name, mode, count, true);
 }
 
 Wg__V1__Response *pc_stat_generation(int fd, const char *name, uint64_t generation) {

@@ -121,6 +121,8 @@ int pc_errnum(const Wg__V1__Response *r);
 
 /* One call of each kind; return the response (free with pc_free). */
 Wg__V1__Response *pc_create(int fd, const char *name, uint32_t mode, uint64_t count);
+/* Create with `cluster`: a cluster group (the wgd must be a node of a cluster). */
+Wg__V1__Response *pc_create_cluster(int fd, const char *name, uint32_t mode, uint64_t count);
 Wg__V1__Response *pc_stat(int fd, const char *name);
 /* Stat with `generation`: the outcome and the members of that generation. */
 Wg__V1__Response *pc_stat_generation(int fd, const char *name, uint64_t generation);

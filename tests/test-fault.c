@@ -32,7 +32,8 @@
  *   WG_FAULT_ERRNO=E         with this errno (a number) instead of the call's usual one
  *   WG_FAULT_VERBOSE=1       say what every run met
  *   WG_FAULT_KEEP=1          keep the directory of a failed run (wgd's stderr, the fault log)
- *   (Scenario "cluster", a node on a real etcd, runs only when named: meson test fault-cluster.)
+ *   WG_FAULT_CLUSTER=1       the scenarios of a node on a real etcd, instead of the others (they
+ *                            run only when asked: meson test fault-cluster)
  */
 
 #define _GNU_SOURCE
@@ -228,6 +229,7 @@ static struct {
         size_t n_only;
         int only_errno;
         bool verbose, keep;
+        bool cluster; /* the scenarios of a node on etcd, instead of the others */
         unsigned points_total, failures_total;
 #ifdef WG_HAVE_ETCD
         EtcdCluster etcd; /* for the scenarios of cluster groups, started by the first */
@@ -1281,7 +1283,13 @@ static void __attribute__((noreturn)) child_main(const char *path, const char *n
         join.description = (char *) "test-fault member";
         req.op_case = WG__V1__REQUEST__OP_JOIN;
         req.join = &join;
-        k = child_request(fd, &req, 1, &rep);
+        /* EAGAIN says to try again (a node without its lease in etcd yet, say): so it does. */
+        for (unsigned tries = 0;; tries++) {
+                k = child_request(fd, &req, tries == 0 ? 1 : 1000 + tries, &rep);
+                if (k != 'E' || rep.errnum != EAGAIN || tries >= 100)
+                        break;
+                usleep(50 * 1000);
+        }
         rep.kind = k ? (char) k : 'J';
         if (write(report, &rep, sizeof(rep)) != sizeof(rep))
                 _exit(3);
@@ -1682,6 +1690,31 @@ static void wgd_stop(Run *r) {
         }
 }
 
+/*
+ * A connection to the witness, a second node of the cluster without a fault: started by the
+ * first call of a run (a scenario that makes changes on another node, or the checks after it).
+ */
+static int witness_connect(Run *r) {
+        char etcd_arg[128], err_path[320];
+        const char *args[8] = { "--idle-timeout=0", "--log-level=info" };
+        HarnessOptions opts = { .binary = cfg.wgd_fault, .stderr_path = err_path };
+
+        if (!r->has_witness || r->witness.pid <= 0) {
+                snprintf(err_path, sizeof(err_path), "%s/witness.err", r->h.dir);
+                cluster_args(etcd_arg, sizeof(etcd_arg), "--node-name=witness", args + 2);
+                if (r->has_witness)
+                        harness_done(&r->witness);
+                harness_init(&r->witness);
+                r->has_witness = true;
+                harness_spawn(&r->witness, args, &opts);
+                check(r,
+                      harness_wait_ready(&r->witness, PROCESS_MSEC, NULL) == 0,
+                      "the witness did not start");
+                cluster_following(r, err_path, "the witness");
+        }
+        return pc_connect(r->witness.socket_path);
+}
+
 /* What a node that saw no fault says of @name, on @fd. */
 static Info witness_stat(int fd, const char *name) {
         Wg__V1__Response *resp = pc_stat(fd, name);
@@ -1737,22 +1770,11 @@ static bool info_agree(const Info *a, const Info *b, char *why, size_t size) {
  * did not answer and never learnt of it, or lost a group, shows here.
  */
 static void cluster_agree(Run *r, Conn *c) {
-        char etcd_arg[128], err_path[320], names[16][WG_NAME_MAX + 1], why[160] = "";
-        const char *args[8] = { "--idle-timeout=0", "--log-level=info" };
-        HarnessOptions opts = { .binary = cfg.wgd_fault, .stderr_path = err_path };
+        char names[16][WG_NAME_MAX + 1], why[160] = "";
         uint64_t deadline;
         int fd;
 
-        snprintf(err_path, sizeof(err_path), "%s/witness.err", r->h.dir);
-        cluster_args(etcd_arg, sizeof(etcd_arg), "--node-name=witness", args + 2);
-        if (r->has_witness) /* the checks' second try */
-                harness_done(&r->witness);
-        harness_init(&r->witness);
-        r->has_witness = true;
-        harness_spawn(&r->witness, args, &opts);
-        check(r, harness_wait_ready(&r->witness, PROCESS_MSEC, NULL) == 0, "the witness did not start");
-        cluster_following(r, err_path, "the witness");
-        fd = pc_connect(r->witness.socket_path);
+        fd = witness_connect(r);
 
         deadline = monotonic_usec() + PROCESS_MSEC * UINT64_C(1000);
         for (;;) {
@@ -2185,6 +2207,65 @@ static void scenario_cluster(Run *r) {
         op_delete(r, a, "kc");
 }
 
+/* Stat @name until it is gone (bounded, then the run fails). */
+static void stat_until_gone(Run *r, Conn *c, const char *name, const char *what) {
+        uint64_t deadline = monotonic_usec() + PROCESS_MSEC * UINT64_C(1000);
+
+        while (op_stat(r, c, name).exists) {
+                check(r,
+                      monotonic_usec() < deadline,
+                      "%s: %s is still there after %u ms",
+                      what,
+                      name,
+                      PROCESS_MSEC);
+                usleep(10 * 1000);
+        }
+}
+
+/*
+ * Cluster groups across a restart of the node, and made elsewhere: a group that the witness (a
+ * node without a fault) makes, which the node mirrors from its watch and changes; a member
+ * process of the node's own group that stays joined across the restart (the fdstore keeps it,
+ * the lease too) and dies after it; the witness's group deleted there.
+ */
+static void scenario_cluster_restart(Run *r) {
+        Conn *a = conn_new(r), *w;
+        PendingWait *pw;
+        Child *stays;
+        int peer;
+        Info i;
+
+        op_create_full(r, a, "kr", 0, 1, true);
+        peer = witness_connect(r);
+        pc_expect(pc_create_cluster(peer, "kp", 0666, 1), 0);
+        stat_until(r, a, "kp", 1, "a group made on another node");
+        op_add(r, a, "kp", 1, 2);
+        stays = child_join(r, "kr", 2);
+
+        wgd_restart(r);
+        a = conn_new(r);
+        w = conn_new(r);
+        i = op_stat(r, a, "kr");
+        check(r, i.exists, "cluster group kr did not survive the restart");
+        check(r,
+              i.count == 2 && i.n_joined == 1 && joined(&i, stays->pid),
+              "cluster group kr came back at count %" PRIu64 " with %zu members joined (the one that stayed "
+              "is %s)",
+              i.count,
+              i.n_joined,
+              joined(&i, stays->pid) ? "there" : "missing");
+        stat_until(r, a, "kp", 2, "a group made on another node, after the restart");
+
+        pc_expect(pc_delete(peer, "kp"), 0);
+        close(peer);
+        stat_until_gone(r, a, "kp", "a group deleted on another node");
+        pw = wait_send(r, w, "kr", NO_TIMEOUT);
+        op_add(r, a, "kr", -1, 1);
+        child_kill(r, stays);
+        await_wait(r, pw, 0);
+        check(r, pw->abandoned == 1, "the member killed after the restart is not counted abandoned");
+}
+
 static const Scenario scenarios[] = {
         { .name = "startup", .startup = true },
         { .name = "startup-bind", .startup = true, .bind_own = true },
@@ -2198,6 +2279,7 @@ static const Scenario scenarios[] = {
         { .name = "list", .run = scenario_list },
         { .name = "restart", .run = scenario_restart },
         { .name = "cluster", .run = scenario_cluster, .cluster = true },
+        { .name = "cluster-restart", .run = scenario_cluster_restart, .cluster = true },
 };
 
 /* One run. */
@@ -2577,10 +2659,11 @@ int main(void) {
         signal(SIGPIPE, SIG_IGN);
 
         /*
-         * Scenario "cluster" (a node on etcd, 1,100 runs) runs only when named: it is meson test
-         * fault-cluster, where wgd has cluster groups; without etcd, that test is skipped.
+         * The scenarios of a node on etcd (some 2,000 runs) run only when asked: they are meson
+         * test fault-cluster, where wgd has cluster groups; without etcd, that test is skipped.
          */
-        if (cfg.only_scenario && strcmp(cfg.only_scenario, "cluster") == 0) {
+        cfg.cluster = getenv("WG_FAULT_CLUSTER") != NULL;
+        if (cfg.cluster || (cfg.only_scenario && strncmp(cfg.only_scenario, "cluster", 7) == 0)) {
 #ifdef WG_HAVE_ETCD
                 if (!etcd_binary()) {
                         printf("1..0 # SKIP no etcd (Debian: etcd-server)\n");
@@ -2593,7 +2676,7 @@ int main(void) {
         }
         for (size_t i = 0; i < ELEMENTSOF(scenarios); i++)
                 if (cfg.only_scenario ? strcmp(scenarios[i].name, cfg.only_scenario) == 0 :
-                                        !scenarios[i].cluster)
+                                        scenarios[i].cluster == cfg.cluster)
                         tests[n_tests++] = (struct CMUnitTest) {
                                 .name = scenarios[i].name,
                                 .test_func = test_scenario,

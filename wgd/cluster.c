@@ -1012,29 +1012,31 @@ static void queue_member_op(ClusterGroup *cg, ClusterOp *op) {
         batch_next(cg);
 }
 
-/* Abandon @rm (a copy is the op's): its presence went, with its node's lease. 0 or -ENOMEM. */
-static int queue_abandon(ClusterGroup *cg, const RemoteMember *rm) {
+/* End @rm (a copy is the op's) in etcd as @state, for its node. 0 or -ENOMEM. */
+static int queue_remote_end(ClusterGroup *cg, const RemoteMember *rm, Wg__V1__MemberState state) {
         ClusterOp *op = calloc(1, sizeof(*op));
 
         if (!op || !(op->remote = malloc(sizeof(*rm))) || !(op->key = strdup(rm->key))) {
                 if (op)
                         free(op->remote);
                 free(op);
-                log_error(
-                        "Out of memory: cannot abandon member %s of %s, whose node is gone.",
-                        rm->key,
-                        cg->group->name);
+                log_error("Out of memory: cannot end member %s of %s in etcd.", rm->key, cg->group->name);
                 return -ENOMEM;
         }
         *op->remote = *rm;
         op->kind = CLUSTER_OP_ABANDON;
-        op->state = WG__V1__MEMBER_STATE__MEMBER_STATE_ABANDONED;
+        op->state = state;
+        queue_member_op(cg, op);
+        return 0;
+}
+
+/* Abandon @rm: its presence went, with its node's lease. 0 or -ENOMEM. */
+static int queue_abandon(ClusterGroup *cg, const RemoteMember *rm) {
         log_info(
                 "Member %s of cluster group %s is gone with its node's lease: abandoning it.",
                 rm->key,
                 cg->group->name);
-        queue_member_op(cg, op);
-        return 0;
+        return queue_remote_end(cg, rm, WG__V1__MEMBER_STATE__MEMBER_STATE_ABANDONED);
 }
 
 /* member_end() of a cluster group's member, or its Leave (@c, @id to answer). */
@@ -1127,21 +1129,24 @@ static void member_done(ClusterGroup *cg) {
                 if (r < 0) {
                         /*
                          * A membership that a restart would lose is not kept (it would hold its
-                         * group's count for good): etcd counted it, so it ends there, abandoned,
-                         * as when its connection goes first; the Join is answered with the error.
+                         * group's count for good): etcd counted it, so it ends there at once, and
+                         * the Join is answered with the error. As succeeded: abandoned would break
+                         * a group whose policy is BREAK, and failed fail its waiters, for a member
+                         * that was never told it joined. (Its outcome counts one success more.)
                          */
                         RemoteMember *rm = local_as_remote(cg->cluster, m);
 
                         log_warning_errno(
                                 r,
-                                "Cannot park member %d of %s in the fdstore, abandoning it: %m",
+                                "Cannot park member %d of %s in the fdstore, ending it: %m",
                                 (int) m->pid,
                                 g->name);
                         member_free(m);
-                        if (rm)
-                                (void) queue_abandon(cg, rm); /* (which says so if it cannot) */
+                        if (!rm)
+                                log_error("Out of memory: cannot end a member of %s in etcd.", g->name);
                         else
-                                log_error("Out of memory: cannot abandon a member of %s.", g->name);
+                                (void) queue_remote_end(
+                                        cg, rm, WG__V1__MEMBER_STATE__MEMBER_STATE_SUCCEEDED);
                         free(rm);
                         reply_error(c, op->id, r, "The membership could not be kept in the fdstore.");
                         break;

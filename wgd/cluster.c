@@ -1843,16 +1843,11 @@ static const char *member_key_of(const char *what) {
         return p && p[1] && strlen(p + 1) < sizeof(((RemoteMember *) NULL)->key) ? p + 1 : NULL;
 }
 
-/* A shortage that passes: memory, descriptors, systemd's socket full. */
-static bool shortage(int r) {
-        return r == -ENOMEM || r == -EMFILE || r == -ENFILE || r == -EAGAIN;
-}
-
 /*
  * One key-value of etcd, as the range of the sync or an event of the watch gives it. 0, also for
- * one that it passes over (it makes no sense, a limit or a local group keeps its group from this
- * node, or an error that is not a shortage, logged); -ENOMEM for one that it could not take for
- * a shortage(): the node's view is no longer what etcd holds, and it must read everything again.
+ * one that it ignores (it makes no sense, or a limit keeps its group from this node); -ENOMEM
+ * for one that it could not take for want of memory (or descriptors): the node's view is no
+ * longer what etcd holds, and it must read everything again.
  */
 static int apply_kv(Cluster *k, json_object *kv, bool deleted, KvPass pass) {
         char name[WG_NAME_MAX + 1], *key = NULL, *value = NULL;
@@ -1907,6 +1902,8 @@ static int apply_kv(Cluster *k, json_object *kv, bool deleted, KvPass pass) {
                         r = mirror_group(k, &f, /* ours= */ false, &g);
                         if (r >= 0)
                                 g->cluster->seen = true;
+                        else if (r == -ENOSPC || r == -EDQUOT || r == -EEXIST)
+                                r = 0; /* not here, as the limits or a local group of its name say */
                 }
         } else if (!g || !g->cluster)
                 goto finish;
@@ -1941,7 +1938,7 @@ static int apply_kv(Cluster *k, json_object *kv, bool deleted, KvPass pass) {
 finish:
         free(key);
         free(value);
-        return shortage(r) ? -ENOMEM : 0;
+        return r == -EBADMSG ? 0 : r;
 }
 
 /*
@@ -2044,11 +2041,8 @@ static int restore_members(Cluster *k) {
                                         account_release(a);
                         }
                 }
-                if (r == -ENOENT || (r < 0 && !shortage(r))) {
-                        if (r == -ENOENT)
-                                log_info("Dropping stored member '%s': etcd no longer has it.", name);
-                        else
-                                log_warning_errno(r, "Dropping stored member '%s': %m", name);
+                if (r == -ENOENT) {
+                        log_info("Dropping stored member '%s': etcd no longer has it.", name);
                         fdstore_remove(name);
                         safe_close(fd);
                 } else if (r < 0) {

@@ -755,6 +755,14 @@ static void op_reset(Client *c, uint64_t id, const Wg__V1__Reset *m) {
         waits_check(g);
 }
 
+/*
+ * Whether @req (NULL: none could be read) is marked last: only a wg.v1 request can say so, since
+ * what a field means in another version is not known here.
+ */
+static bool request_is_last(const Wg__V1__Request *req) {
+        return req && req->has_version && req->version == PROTOCOL_VERSION && req->has_last && req->last;
+}
+
 void dispatch_record(Client *c, const uint8_t *buf, size_t len, int error) {
         _cleanup_(request_freep) Wg__V1__Request *req = NULL;
         ProtobufCAllocator allocator = sized_allocator;
@@ -775,7 +783,7 @@ void dispatch_record(Client *c, const uint8_t *buf, size_t len, int error) {
         if (error < 0) {
                 /* Answer with the request's id if it can be read, so that a client can tell which. */
                 reply_error(c, id, -EBADMSG, "Requests must not carry file descriptors.");
-                if (req && req->has_version && req->version == PROTOCOL_VERSION && req->has_last && req->last)
+                if (request_is_last(req))
                         client_last_request(c);
                 return;
         }
@@ -810,12 +818,12 @@ void dispatch_record(Client *c, const uint8_t *buf, size_t len, int error) {
                         strcmp(nul->name, "name") == 0 || strcmp(nul->name, "after") == 0 ?
                                 "an invalid group name, " WG_NAME_RULES :
                                 "strings in wg.v1 never do");
-                if (req->has_last && req->last)
+                if (request_is_last(req))
                         client_last_request(c);
                 return;
         }
 
-        if (req->has_last && req->last &&
+        if (request_is_last(req) &&
             (req->op_case == WG__V1__REQUEST__OP_WAIT || req->op_case == WG__V1__REQUEST__OP_JOIN)) {
                 reply_error(
                         c,
@@ -869,6 +877,6 @@ void dispatch_record(Client *c, const uint8_t *buf, size_t len, int error) {
         }
 
         /* Only now: a cluster request answered at once must not find its connection ending. */
-        if (req->has_last && req->last)
+        if (request_is_last(req))
                 client_last_request(c);
 }

@@ -1511,10 +1511,12 @@ static void cluster_clear(Run *r) {
 
 /* A node has read what etcd holds (and watches it from then on): it says so once. */
 static void cluster_following(Run *r, const char *err_path, const char *who) {
-        for (unsigned waited = 0; file_count(err_path, "Following ") == 0; waited += 10) {
+        uint64_t deadline = monotonic_usec() + PROCESS_MSEC * UINT64_C(1000);
+
+        for (unsigned round = 0; file_count(err_path, "Following ") == 0;) {
                 check_alive(r);
-                check(r, waited < PROCESS_MSEC, "%s did not read etcd in %u ms", who, PROCESS_MSEC);
-                usleep(10 * 1000);
+                check(r, monotonic_usec() < deadline, "%s did not read etcd in %u ms", who, PROCESS_MSEC);
+                poll_pause(&round);
         }
 }
 
@@ -1779,7 +1781,7 @@ static void cluster_agree(Run *r, Conn *c) {
         fd = witness_connect(r);
 
         deadline = monotonic_usec() + PROCESS_MSEC * UINT64_C(1000);
-        for (;;) {
+        for (unsigned round = 0;; poll_pause(&round)) {
                 Wg__V1__Response *resp = pc_list(fd, NULL);
                 const char *differs = NULL;
                 size_t n;
@@ -1808,7 +1810,6 @@ static void cluster_agree(Run *r, Conn *c) {
                       differs,
                       PROCESS_MSEC,
                       why);
-                usleep(10 * 1000);
         }
         close(fd);
         check(r, harness_stop(&r->witness, SIGTERM) == 0, "the witness did not stop cleanly");
@@ -2174,6 +2175,7 @@ static void scenario_restart(Run *r) {
 /* Stat @name until its count is @count (bounded, then the run fails): the node follows etcd. */
 static void stat_until(Run *r, Conn *c, const char *name, uint64_t count, const char *what) {
         uint64_t deadline = monotonic_usec() + PROCESS_MSEC * UINT64_C(1000);
+        unsigned round = 0;
         Info i;
 
         while ((i = op_stat(r, c, name)).count != count || !i.exists) {
@@ -2185,7 +2187,7 @@ static void stat_until(Run *r, Conn *c, const char *name, uint64_t count, const 
                       i.count,
                       PROCESS_MSEC,
                       count);
-                usleep(10 * 1000);
+                poll_pause(&round);
         }
 }
 
@@ -2212,6 +2214,7 @@ static void scenario_cluster(Run *r) {
 /* Stat @name until it is gone (bounded, then the run fails). */
 static void stat_until_gone(Run *r, Conn *c, const char *name, const char *what) {
         uint64_t deadline = monotonic_usec() + PROCESS_MSEC * UINT64_C(1000);
+        unsigned round = 0;
 
         while (op_stat(r, c, name).exists) {
                 check(r,
@@ -2220,7 +2223,7 @@ static void stat_until_gone(Run *r, Conn *c, const char *name, const char *what)
                       what,
                       name,
                       PROCESS_MSEC);
-                usleep(10 * 1000);
+                poll_pause(&round);
         }
 }
 

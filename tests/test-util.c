@@ -104,6 +104,12 @@ void sleep_usec(uint64_t usec) {
                 ;
 }
 
+void poll_pause(unsigned *round) {
+        /* 1, 2, 4, 8 ms, then 10 ms at a time: most conditions hold within a few milliseconds. */
+        sleep_usec(*round < 4 ? UINT64_C(1000) << *round : 10 * UINT64_C(1000));
+        (*round)++;
+}
+
 /* /proc/PID/syscall starts with the number of the system call the task is blocked in. */
 static void wait_until_in(const char *path, long syscall_nr) {
         for (unsigned i = 0; i < 20000; i++) {

@@ -18,6 +18,12 @@
 uint64_t monotonic_usec(void);
 void sleep_usec(uint64_t usec);
 
+/*
+ * The pause between two looks at a condition that a test polls (with a deadline of its own):
+ * short at first, longer as *@round (0 at the first look) grows.
+ */
+void poll_pause(unsigned *round);
+
 /* The counter and the generation of @g, asserting that they can be read. */
 uint64_t count_of(wg *g);
 uint64_t generation_of(wg *g);

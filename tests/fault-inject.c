@@ -11,6 +11,10 @@
  *                           wrapper, so N = 1, 2, 3 ... reaches every dynamic call site once
  *   WGD_FAULT_ERRNO=E       fail with errno E (a number) instead of the call's usual one, e.g.
  *                           ENOBUFS rather than EAGAIN for sendmsg()
+ *   WGD_FAULT_CALL=NAME[/DETAIL]:K
+ *                           also fail the first K calls of wrapper NAME (with DETAIL only, as
+ *                           the log shows it): a failure that lasts, wherever the calls come
+ *                           from, e.g. memfd_create/wg:2 for the next two segments
  *   WGD_FAULT_LOG=PATH      append what happened, one line each:
  *                             ready N                   READY=1 went out with counted call N
  *                             fail NAME N errno=E [DETAIL] at ADDR...
@@ -61,6 +65,9 @@ static uint64_t counter;    /* atomic: counted calls so far */
 static uint64_t at[AT_MAX]; /* the calls to fail */
 static size_t n_at;
 static int errno_override; /* 0: each call's own */
+static char call_name[64]; /* WGD_FAULT_CALL: "" for none */
+static char call_detail[64];
+static uint64_t call_left; /* atomic */
 static int log_fd = -1;
 static uintptr_t self_base; /* where wgd-fault is loaded, for offsets that addr2line reads */
 
@@ -142,6 +149,14 @@ bool fault_hit_at(const void *site, const char *name, const char *detail, int *e
 
         for (size_t i = 0; i < n_at; i++)
                 hit = hit || at[i] == n;
+        if (!hit && call_name[0] && strcmp(name, call_name) == 0 &&
+            (!call_detail[0] || (detail && strcmp(detail, call_detail) == 0))) {
+                uint64_t left = __atomic_load_n(&call_left, __ATOMIC_SEQ_CST);
+
+                while (left > 0 && !hit)
+                        hit = __atomic_compare_exchange_n(
+                                &call_left, &left, left - 1, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+        }
         if (!hit)
                 return false;
 
@@ -192,6 +207,24 @@ static __attribute__((constructor)) void fault_setup(void) {
         e = getenv("WGD_FAULT_ERRNO");
         if (e)
                 errno_override = atoi(e);
+        e = getenv("WGD_FAULT_CALL");
+        if (e) {
+                const char *colon = strrchr(e, ':'), *slash = strchr(e, '/');
+                size_t name_len;
+
+                if (colon && (!slash || slash < colon)) {
+                        name_len = (size_t) ((slash ? slash : colon) - e);
+                        snprintf(call_name, sizeof(call_name), "%.*s", (int) name_len, e);
+                        if (slash)
+                                snprintf(
+                                        call_detail,
+                                        sizeof(call_detail),
+                                        "%.*s",
+                                        (int) (colon - slash - 1),
+                                        slash + 1);
+                        call_left = strtoull(colon + 1, NULL, 10);
+                }
+        }
 
         e = getenv("WGD_FAULT_LOG");
         if (!e || !*e)
@@ -354,7 +387,7 @@ int __wrap_memfd_create(const char *name, unsigned flags);
 int __wrap_memfd_create(const char *name, unsigned flags) {
         int error = EMFILE;
 
-        if (fault_hit("memfd_create", NULL, &error)) {
+        if (fault_hit("memfd_create", name, &error)) {
                 errno = error;
                 return -1;
         }

@@ -657,6 +657,58 @@ static void test_etcd_away_quietly(void **state) {
         file_count_until(path, "<5>Following etcd again.", 1);
 }
 
+/*
+ * A node that cannot take a change of etcd (here: the mirror of a group made elsewhere, whose
+ * segment it cannot make, twice; wgd-fault's memfd_create fails) reads everything again, a
+ * second later, then two: it says so once as a warning, the rest at debug level, and a notice
+ * when a read takes everything; then it mirrors the group as the others do.
+ */
+static void test_lost_change_read_again(void **state) {
+        Fixture *f = FIXTURE(state);
+        HarnessOptions opts = { .binary = getenv("WG_WGD_FAULT") };
+        char path[400];
+        int c;
+
+        assert_non_null(opts.binary);
+        snprintf(path, sizeof(path), "%s/wgd.log", f->nodes[2].dir);
+        opts.stderr_path = path;
+        harness_stop(&f->nodes[2], SIGTERM);
+        assert_int_equal(setenv("WGD_FAULT_CALL", "memfd_create/wg:2", 1), 0);
+        node_start_opts(f, 2, (const char *const[]) { "--log-level=debug", NULL }, &opts);
+        assert_int_equal(unsetenv("WGD_FAULT_CALL"), 0);
+        file_count_until(path, "Following 0 cluster groups in etcd", 1);
+
+        c = pc_connect(f->nodes[0].socket_path);
+        {
+                Wg__V1__Response *r = pc_create_cluster(c, "lost", 0644, 3);
+
+                assert_int_equal(pc_errnum(r), 0);
+                pc_free(r);
+        }
+        close(c);
+
+        file_count_until(path, "<5>Took every change of the cluster groups in etcd again.", 1);
+        assert_int_equal(file_count(path, "<4>Failed to mirror cluster group lost"), 1);
+        assert_int_equal(file_count(path, "<7>Failed to mirror cluster group lost"), 1);
+        assert_int_equal(
+                file_count(
+                        path,
+                        "<4>Could not take a change of the cluster groups in etcd (Too many open files), "
+                        "reading them all again in 1 s (quietly, until it works)."),
+                1);
+        assert_int_equal(
+                file_count(
+                        path,
+                        "<7>Could not take a change of the cluster groups in etcd (Too many open files), "
+                        "reading them all again in 2 s."),
+                1);
+        assert_int_equal(file_count(path, "Could not take a change"), 2);
+
+        c = pc_connect(f->nodes[2].socket_path);
+        stat_until(c, "lost", 3, 0);
+        close(c);
+}
+
 /* Run wgctl against node @i; its exit status. stdout goes to @out, stderr to @err (NULL: ours). */
 static int wgctl_full(Fixture *f, size_t i, const char *out, const char *err, const char *const *args) {
         const char *argv[16] = { getenv("WG_WGCTL") };
@@ -1058,6 +1110,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_creates_in_flight, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_joins_in_flight, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_etcd_away_quietly, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_lost_change_read_again, setup, teardown),
         };
 
         if (getenv("WG_TEST_FILTER"))

@@ -47,6 +47,8 @@
 #define CHANGE_DEADLINE_USEC (15 * USEC_PER_SEC)
 #define RETRY_USEC (200 * UINT64_C(1000))
 #define RESYNC_USEC (1 * USEC_PER_SEC)
+/* After reads of etcd in a row that could not take everything: 1, 2, 4 ... 32 s (see resync_lost()). */
+#define RESYNC_LOST_SHIFT_MAX 5
 
 typedef struct State {
         uint64_t count, generation;
@@ -109,6 +111,8 @@ struct Cluster {
 
         /* Said once that following etcd (its read and watch), or the lease, fails: see trouble(). */
         bool follow_trouble, lease_trouble;
+        /* Reads of etcd in a row (the watch's first) that could not take everything: resync_lost(). */
+        unsigned n_lost;
 };
 
 /*
@@ -130,6 +134,11 @@ static void trouble_over(bool *said, const char *what) {
                 return;
         *said = false;
         log_notice("%s", what);
+}
+
+/* How loud the failure to take a key of etcd is: at debug level after the first (resync_lost()). */
+static int lost_level(Cluster *k) {
+        return k->n_lost > 0 ? LOG_DEBUG : LOG_WARNING;
 }
 
 /* ---- keys and values ------------------------------------------------------------------ */
@@ -550,10 +559,11 @@ static int mirror_group(Cluster *k, const GroupFields *f, bool ours, Group **ret
                 return r;
         }
         if (r < 0)
-                return log_warning_errno(r, "Failed to mirror cluster group %s: %m", f->name);
+                return log_full_errno(lost_level(k), r, "Failed to mirror cluster group %s: %m", f->name);
         if (!cluster_group_new(k, g)) {
                 server_delete_group(k->server, g);
-                return log_warning_errno(-ENOMEM, "Failed to mirror cluster group %s: %m", f->name);
+                return log_full_errno(
+                        lost_level(k), -ENOMEM, "Failed to mirror cluster group %s: %m", f->name);
         }
         log_info("Mirroring cluster group %s (owner %u, mode %04o).", g->name, (unsigned) g->owner, g->mode);
         server_update_status(k->server);
@@ -1813,18 +1823,23 @@ static int on_resync(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-/* Try again in a while: the watch from where it stopped, or everything, after @forget. */
-static void resync_later(Cluster *k, bool forget) {
+/* Try again in @usec: the watch from where it stopped, or everything, after @forget. */
+static void resync_after(Cluster *k, bool forget, uint64_t usec) {
         int r;
 
         if (forget)
                 k->watch_from = 0;
         if (k->resync)
                 return;
-        r = sd_event_add_time_relative(k->event, &k->resync, CLOCK_MONOTONIC, RESYNC_USEC, 0, on_resync, k);
+        r = sd_event_add_time_relative(k->event, &k->resync, CLOCK_MONOTONIC, usec, 0, on_resync, k);
         if (r < 0)
                 log_error_errno(
                         r, "Failed to schedule a new watch of etcd, cluster groups stay as they are: %m");
+}
+
+/* The same in a second: etcd could not be reached, or its answer read. */
+static void resync_later(Cluster *k, bool forget) {
+        resync_after(k, forget, RESYNC_USEC);
 }
 
 /* One key-value of etcd, as the range of the sync or a PUT event gives it. */
@@ -1942,19 +1957,34 @@ finish:
 }
 
 /*
- * The node could not take a change that etcd holds (memory): it drops the watch and reads
- * everything again in a while, as after a watch compacted away. (Inside the watch's handler:
- * the watch stops handing out, and goes once the handler returns.)
+ * The node could not take a change that etcd holds (@error: memory, descriptors, a mirror that
+ * could not be sealed or parked): it drops the watch and reads everything again, as after a watch
+ * compacted away. Most such errors pass within a second; one that does not would have the node
+ * read all of etcd every second and say so each time. So the wait doubles with each read in a row
+ * that could not take everything either, from a second up to 32, and only the first says so as a
+ * warning (the rest, and what failed in them, at debug level) until a read takes everything
+ * (sync_taken()). Meanwhile the node's cluster groups stay as they are, as when etcd is away.
+ * (Inside the watch's handler: the watch stops handing out, and goes once the handler returns.)
  */
-static void resync_lost(Cluster *k) {
-        log_warning("Could not take a change of the cluster groups in etcd: reading them all again.");
+static void resync_lost(Cluster *k, int error) {
+        uint64_t usec = RESYNC_USEC << MIN(k->n_lost, RESYNC_LOST_SHIFT_MAX);
+
+        log_full_errno(
+                k->n_lost == 0 ? LOG_WARNING : LOG_DEBUG,
+                error,
+                "Could not take a change of the cluster groups in etcd (%m), reading them all again in "
+                "%" PRIu64 " s%s.",
+                usec / USEC_PER_SEC,
+                k->n_lost == 0 ? " (quietly, until it works)" : "");
+        k->n_lost++;
         etcd_watch_cancel(TAKE_PTR(k->watch));
-        resync_later(k, /* forget= */ true);
+        resync_after(k, /* forget= */ true, usec);
 }
 
 static void on_watch(EtcdWatch *w, int error, json_object *result, void *userdata) {
         Cluster *k = userdata;
         json_object *events;
+        int r;
 
         if (error < 0) {
                 k->watch = NULL;
@@ -1974,8 +2004,8 @@ static void on_watch(EtcdWatch *w, int error, json_object *result, void *userdat
                 bool deleted = json_object_object_get_ex(ev, "type", &type) &&
                         STREQ(json_object_get_string(type), "DELETE");
 
-                if (json_object_object_get_ex(ev, "kv", &kv) && apply_kv(k, kv, deleted, KV_ALL) < 0) {
-                        resync_lost(k);
+                if (json_object_object_get_ex(ev, "kv", &kv) && (r = apply_kv(k, kv, deleted, KV_ALL)) < 0) {
+                        resync_lost(k, r);
                         return;
                 }
         }
@@ -2048,7 +2078,11 @@ static int restore_members(Cluster *k) {
                 } else if (r < 0) {
                         void *more = reallocarray(kept, n_kept + 1, sizeof(*kept));
 
-                        log_warning_errno(r, "Failed to restore member '%s', trying again later: %m", name);
+                        log_full_errno(
+                                lost_level(k),
+                                r,
+                                "Failed to restore member '%s', trying again later: %m",
+                                name);
                         ret = -ENOMEM;
                         if (more) {
                                 kept = more;
@@ -2084,7 +2118,7 @@ static void on_sync_reply(EtcdCall *call, int error, json_object *reply, void *u
         json_object *kvs;
         int64_t revision;
         unsigned n = 0;
-        bool lost = false;
+        int r, lost = 0;
 
         k->sync_call = NULL;
         if (error < 0 || etcd_json_get_revision(reply, &revision) < 0) {
@@ -2103,12 +2137,12 @@ static void on_sync_reply(EtcdCall *call, int error, json_object *reply, void *u
         if (json_object_object_get_ex(reply, "kvs", &kvs) && json_object_is_type(kvs, json_type_array))
                 for (KvPass pass = KV_META; pass <= KV_PRESENT; pass++)
                         for (size_t i = 0; i < json_object_array_length(kvs); i++)
-                                if (apply_kv(k, json_object_array_get_idx(kvs, i), false, pass) < 0) {
+                                if ((r = apply_kv(k, json_object_array_get_idx(kvs, i), false, pass)) < 0) {
                                         /*
                                          * Not all of it taken: neither the groups nor the members
                                          * that it did not see are gone. All of it again later.
                                          */
-                                        resync_lost(k);
+                                        resync_lost(k, r);
                                         return;
                                 }
         /* A member whose presence went while we did not watch: its node's lease expired. */
@@ -2116,11 +2150,11 @@ static void on_sync_reply(EtcdCall *call, int error, json_object *reply, void *u
                 for (RemoteMember *rm = cg->group->remote; rm; rm = rm->remote_next)
                         if (!rm->present && !rm->abandoning) {
                                 rm->abandoning = true;
-                                if (queue_abandon(cg, rm) < 0)
-                                        lost = true;
+                                if ((r = queue_abandon(cg, rm)) < 0)
+                                        lost = r;
                         }
-        if (lost) {
-                resync_lost(k);
+        if (lost < 0) {
+                resync_lost(k, lost);
                 return;
         }
         /*
@@ -2133,11 +2167,16 @@ static void on_sync_reply(EtcdCall *call, int error, json_object *reply, void *u
                 else
                         n++;
         if (!k->restored) {
-                if (restore_members(k) < 0) {
-                        resync_lost(k);
+                r = restore_members(k);
+                if (r < 0) {
+                        resync_lost(k, r);
                         return;
                 }
                 k->restored = true;
+        }
+        if (k->n_lost > 0) {
+                k->n_lost = 0;
+                log_notice("Took every change of the cluster groups in etcd again.");
         }
         k->watch_from = revision + 1;
         log_info("Following %u cluster groups in etcd from revision %" PRId64 ".", n, revision);

@@ -734,9 +734,12 @@ extern int __real_sd_event_source_set_enabled(sd_event_source *s, int enabled);
 
 int __wrap_sd_event_source_set_enabled(sd_event_source *s, int enabled);
 int __wrap_sd_event_source_set_enabled(sd_event_source *s, int enabled) {
+        const char *description = NULL;
         int error = ENOMEM;
 
-        if (enabled != SD_EVENT_OFF && fault_hit("sd_event_source_set_enabled", NULL, &error))
+        /* The source's description, if it has one, is the detail (WGD_FAULT_CALL can name it). */
+        (void) sd_event_source_get_description(s, &description);
+        if (enabled != SD_EVENT_OFF && fault_hit("sd_event_source_set_enabled", description, &error))
                 return -error;
         return __real_sd_event_source_set_enabled(s, enabled);
 }

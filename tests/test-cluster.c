@@ -161,6 +161,19 @@ static void stat_until(int c, const char *name, uint64_t count, uint64_t generat
         }
 }
 
+/* Poll node @c's Stat of @name until it is gone (ENOENT; 60 s at most). */
+static void stat_until_gone(int c, const char *name) {
+        uint64_t deadline = monotonic_usec() + 60 * UINT64_C(1000000);
+        Wg__V1__Response *r;
+
+        for (unsigned round = 0; pc_errnum(r = pc_stat(c, name)) != ENOENT; poll_pause(&round)) {
+                if (monotonic_usec() > deadline)
+                        fail_msg("group %s: still there (errno %d) after 60 s", name, pc_errnum(r));
+                pc_free(r);
+        }
+        pc_free(r);
+}
+
 /* stat_until() on every node. */
 static void stat_all_until(Fixture *f, const char *name, uint64_t count, uint64_t generation) {
         for (size_t i = 0; i < NODES; i++) {
@@ -495,22 +508,79 @@ static void test_mirror_limits(void **state) {
         pc_expect(pc_stat(g, "limit-3"), ENOENT);
         pc_expect(pc_create_cluster(g, "limit-4", 0, 0), EDQUOT);
         pc_expect(pc_create(g, "local", 0, 0), EDQUOT);
-        /* Room again: a deleted mirror makes room for a group of gamma's own. */
+        /* Room again: a deleted mirror makes room for the group that gamma passed over. */
         pc_expect(pc_delete(a, "limit-2"), 0);
-        {
-                uint64_t deadline = monotonic_usec() + 60 * UINT64_C(1000000);
-                Wg__V1__Response *r;
-
-                while (pc_errnum(r = pc_stat(g, "limit-2")) != ENOENT) {
-                        assert_true(monotonic_usec() < deadline);
-                        pc_free(r);
-                        sleep_usec(10000);
-                }
-                pc_free(r);
-        }
+        stat_until(g, "limit-3", 0, 0);
+        pc_expect(pc_create(g, "local", 0, 0), EDQUOT);
+        /* And with nothing passed over, for a group of gamma's own. */
+        pc_expect(pc_delete(a, "limit-3"), 0);
+        stat_until_gone(g, "limit-3");
         pc_expect(pc_create(g, "local", 0, 0), 0);
         close(a);
         close(b);
+        close(g);
+}
+
+/*
+ * A local group hides a cluster group of its name on its node; once deleted there, the node reads
+ * etcd again and mirrors the cluster group.
+ */
+static void test_hidden_group_appears(void **state) {
+        Fixture *f = FIXTURE(state);
+        int a = pc_connect(f->nodes[0].socket_path), g = pc_connect(f->nodes[2].socket_path);
+
+        pc_expect(pc_create(g, "hidden", 0, 5), 0);
+        pc_expect(pc_create_cluster(a, "hidden", 0, 2), 0);
+        pc_expect(pc_create_cluster(a, "after", 0, 0), 0);
+        stat_until(g, "after", 0, 0); /* gamma has seen "hidden" too, and passed over it */
+        {
+                Wg__V1__Response *r = pc_stat(g, "hidden");
+
+                assert_int_equal(pc_errnum(r), 0);
+                assert_false(r->group->cluster);
+                pc_free(r);
+        }
+        pc_expect(pc_delete(g, "hidden"), 0);
+        stat_until(g, "hidden", 2, 0);
+        close(a);
+        close(g);
+}
+
+/*
+ * The read of etcd that room calls for cannot be scheduled (wgd-fault fails turning its timer on,
+ * once): the node says so and serves on, and the next room made schedules it.
+ */
+static void test_room_read_fails(void **state) {
+        Fixture *f = FIXTURE(state);
+        HarnessOptions opts = { .binary = getenv("WG_WGD_FAULT") };
+        char path[400];
+        int a, g;
+
+        assert_non_null(opts.binary);
+        snprintf(path, sizeof(path), "%s/wgd.log", f->nodes[2].dir);
+        opts.stderr_path = path;
+        harness_stop(&f->nodes[2], SIGTERM);
+        assert_int_equal(setenv("WGD_FAULT_CALL", "sd_event_source_set_enabled/cluster-room:1", 1), 0);
+        node_start_opts(f, 2, (const char *const[]) { "--max-groups-per-user=1", NULL }, &opts);
+        assert_int_equal(unsetenv("WGD_FAULT_CALL"), 0);
+        a = pc_connect(f->nodes[0].socket_path);
+        g = pc_connect(f->nodes[2].socket_path);
+
+        pc_expect(pc_create_cluster(a, "room-1", 0, 0), 0);
+        pc_expect(pc_create_cluster(a, "room-2", 0, 0), 0);
+        pc_expect(pc_add(a, "room-1", 1), 0);
+        stat_until(g, "room-1", 1, 0); /* and room-2 passed over */
+
+        pc_expect(pc_delete(a, "room-1"), 0);
+        file_count_until(path, "<4>Failed to schedule a read of etcd for the cluster groups", 1);
+        pc_expect(pc_stat(g, "room-1"), ENOENT);
+        /* A group that the watch brings takes the room; its delete makes room again. */
+        pc_expect(pc_create_cluster(a, "room-3", 0, 0), 0);
+        stat_until(g, "room-3", 0, 0);
+        pc_expect(pc_delete(a, "room-3"), 0);
+        stat_until(g, "room-2", 0, 0);
+        assert_int_equal(file_count(path, "Failed to schedule a read of etcd"), 1);
+        close(a);
         close(g);
 }
 
@@ -1111,6 +1181,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_joins_in_flight, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_etcd_away_quietly, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_lost_change_read_again, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_hidden_group_appears, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_room_read_fails, setup, teardown),
         };
 
         if (getenv("WG_TEST_FILTER"))

@@ -95,6 +95,13 @@ struct Cluster {
         EtcdWatch *watch;
         int64_t watch_from; /* where the watch (re)starts; 0: sync first */
         sd_event_source *resync;
+        /*
+         * A group of etcd that this node passed over (its limits, or a local group of its name)
+         * since its last full read, and the timer that reads again once room is made: see
+         * on_room_made().
+         */
+        bool passed_over;
+        sd_event_source *room_timer;
 
         /*
          * The node's lease: its members' presence keys live as long as it does. Kept alive every
@@ -1917,8 +1924,11 @@ static int apply_kv(Cluster *k, json_object *kv, bool deleted, KvPass pass) {
                         r = mirror_group(k, &f, /* ours= */ false, &g);
                         if (r >= 0)
                                 g->cluster->seen = true;
-                        else if (r == -ENOSPC || r == -EDQUOT || r == -EEXIST)
-                                r = 0; /* not here, as the limits or a local group of its name say */
+                        else if (r == -ENOSPC || r == -EDQUOT || r == -EEXIST) {
+                                /* Not here, as the limits or a local group of its name say. */
+                                k->passed_over = true;
+                                r = 0;
+                        }
                 }
         } else if (!g || !g->cluster)
                 goto finish;
@@ -2129,6 +2139,7 @@ static void on_sync_reply(EtcdCall *call, int error, json_object *reply, void *u
                 return;
         }
         /* Members are read anew: what etcd has now is what they are. */
+        k->passed_over = false;
         LIST_FOREACH (groups, cg, k->groups) {
                 cg->seen = false;
                 while (cg->group->remote)
@@ -2204,6 +2215,46 @@ static void sync_start(Cluster *k) {
         }
 }
 
+/* ---- room made: the groups a node passed over ------------------------------------------- */
+
+static int on_room_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Cluster *k = userdata;
+
+        if (!k->passed_over)
+                return 0;
+        /* The next read of etcd is a full one, whichever is on its way. */
+        k->watch_from = 0;
+        if (!k->watch)
+                return 0; /* a read is under way, or one is due: it reads everything now */
+        log_info("Room for the cluster groups this node passed over: reading them again from etcd.");
+        etcd_watch_cancel(TAKE_PTR(k->watch));
+        sync_start(k);
+        return 0;
+}
+
+/*
+ * A group went from this node (server.c says so), and with it room under the limits, or the
+ * local group whose name hid a cluster group. If the node passed over a group of etcd since its
+ * last full read, it reads everything again, a second later (a burst of deletes costs one read),
+ * and mirrors what fits now. So a uid that makes and deletes groups in a loop on a node at its
+ * limits costs that node one full read of etcd a second at most.
+ */
+static void on_room_made(void *userdata) {
+        Cluster *k = userdata;
+        int r;
+
+        if (!k->passed_over || sd_event_source_get_enabled(k->room_timer, NULL) > 0)
+                return;
+        r = sd_event_source_set_time_relative(k->room_timer, RESYNC_USEC);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(k->room_timer, SD_EVENT_ONESHOT);
+        if (r < 0)
+                log_warning_errno(
+                        r,
+                        "Failed to schedule a read of etcd for the cluster groups this node passed over, "
+                        "which it sees at its next full read: %m");
+}
+
 /* ---- the node ----------------------------------------------------------------------------- */
 
 int cluster_new(Server *s, const ClusterOptions *o, Cluster **ret) {
@@ -2224,6 +2275,8 @@ int cluster_new(Server *s, const ClusterOptions *o, Cluster **ret) {
         if (!k)
                 return -ENOMEM;
         k->server = s;
+        s->room_made = on_room_made;
+        s->room_made_userdata = k;
         k->event = s->event;
         k->lease_ttl_usec = o->lease_ttl_usec > 0 ? o->lease_ttl_usec : 10 * USEC_PER_SEC;
         /*
@@ -2244,6 +2297,14 @@ int cluster_new(Server *s, const ClusterOptions *o, Cluster **ret) {
         if (!k->node)
                 return -ENOMEM;
 
+        /* Made now, and armed when room is made: on_room_made(). */
+        r = sd_event_add_time_relative(
+                k->event, &k->room_timer, CLOCK_MONOTONIC, RESYNC_USEC, 0, on_room_timer, k);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_enabled(k->room_timer, SD_EVENT_OFF);
+        (void) sd_event_source_set_description(k->room_timer, "cluster-room");
+
         r = etcd_new(s->event, &eo, &k->etcd);
         if (r < 0)
                 return r;
@@ -2258,6 +2319,7 @@ int cluster_new(Server *s, const ClusterOptions *o, Cluster **ret) {
 Cluster *cluster_free(Cluster *k) {
         if (!k)
                 return NULL;
+        k->server->room_made = NULL;
         while (k->groups)
                 cluster_group_free(k->groups, -ESHUTDOWN, "wgd is stopping");
         while (k->calls) {
@@ -2281,6 +2343,7 @@ Cluster *cluster_free(Cluster *k) {
         etcd_watch_cancel(k->watch);
         etcd_free(k->etcd);
         sd_event_source_disable_unref(k->resync);
+        sd_event_source_disable_unref(k->room_timer);
         free(k->node);
         free(k);
         return NULL;

@@ -99,6 +99,8 @@ static void group_drop(Server *s, Group *g) {
         }
         group_free(g);
         server_update_idle(s);
+        if (s->room_made && !s->stopping)
+                s->room_made(s->room_made_userdata);
 }
 
 int server_may_add_group(Server *s, uid_t owner) {

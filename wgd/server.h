@@ -79,6 +79,12 @@ typedef struct Server {
         Watcher *watcher;
         struct Cluster *cluster; /* NULL: not a node of a cluster (no --etcd); main.c's */
         /*
+         * Told when a group goes, and with it room under the limits (the cluster: groups it
+         * passed over for them may fit now). NULL: nobody asks.
+         */
+        void (*room_made)(void *userdata);
+        void *room_made_userdata;
+        /*
          * What the fdstore handed back that only the cluster can place, once it has read etcd:
          * mirrors (wc1.), the lease (wl1.), members of cluster groups (wm1. of a group not here).
          */

@@ -779,6 +779,27 @@ static void test_lost_change_read_again(void **state) {
         close(c);
 }
 
+/*
+ * The lease cannot be parked in the fdstore when etcd grants it (wgd-fault fails the memfd that
+ * holds its name, once): the node says so, and parks it at the lease's next renewal.
+ */
+static void test_lease_parked_later(void **state) {
+        Fixture *f = FIXTURE(state);
+        HarnessOptions opts = { .binary = getenv("WG_WGD_FAULT") };
+        char path[400];
+
+        assert_non_null(opts.binary);
+        snprintf(path, sizeof(path), "%s/wgd.log", f->nodes[2].dir);
+        opts.stderr_path = path;
+        harness_stop(&f->nodes[2], SIGTERM);
+        assert_int_equal(setenv("WGD_FAULT_CALL", "memfd_create/wg-lease:1", 1), 0);
+        node_start_opts(f, 2, (const char *const[]) { "--log-level=notice", NULL }, &opts);
+        assert_int_equal(unsetenv("WGD_FAULT_CALL"), 0);
+
+        file_count_until(path, "<5>Parked the lease in the fdstore", 1);
+        assert_int_equal(file_count(path, "<4>Cannot park the lease in the fdstore"), 1);
+}
+
 /* Run wgctl against node @i; its exit status. stdout goes to @out, stderr to @err (NULL: ours). */
 static int wgctl_full(Fixture *f, size_t i, const char *out, const char *err, const char *const *args) {
         const char *argv[16] = { getenv("WG_WGCTL") };
@@ -1183,6 +1204,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_lost_change_read_again, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_hidden_group_appears, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_room_read_fails, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_lease_parked_later, setup, teardown),
         };
 
         if (getenv("WG_TEST_FILTER"))

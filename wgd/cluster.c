@@ -114,6 +114,7 @@ struct Cluster {
         sd_event_source *lease_timer;
         uint64_t lease_renewed; /* CLOCK_MONOTONIC */
         char *lease_fdname;     /* where it is parked for the next wgd: wl1.NODE.ID */
+        bool lease_unparked;    /* parking it failed: said once, tried again at each renewal */
         bool restored;          /* the fdstore's members are back (after the first read of etcd) */
 
         /* Said once that following etcd (its read and watch), or the lease, fails: see trouble(). */
@@ -1419,23 +1420,41 @@ static void lease_later(Cluster *k, uint64_t usec) {
  * restarts within the lease keeps it, and with it its members' presence in etcd.
  */
 static void lease_park(Cluster *k) {
-        char fdname[256];
-        int fd;
+        char fdname[256], *name = NULL;
+        int fd = -EBADF, r = 0;
 
         if (k->lease_fdname) {
                 fdstore_remove(k->lease_fdname);
                 k->lease_fdname = mfree(k->lease_fdname);
         }
-        if (k->lease == 0)
+        if (k->lease == 0) {
+                k->lease_unparked = false;
                 return;
+        }
         snprintf(fdname, sizeof(fdname), LEASE_FDNAME_PREFIX "%s.%" PRIx64, k->node, (uint64_t) k->lease);
-        fd = memfd_create("wg-lease", MFD_CLOEXEC);
-        if (fd < 0 || fdstore_push(fdname, fd, /* poll= */ false) < 0)
-                log_warning(
-                        "Cannot park the lease in the fdstore: a restart will abandon this node's members.");
+        /* The name first: an entry parked under a name we lost could never be taken out again. */
+        name = strdup(fdname);
+        if (!name)
+                r = -ENOMEM;
+        else if ((fd = memfd_create("wg-lease", MFD_CLOEXEC)) < 0)
+                r = negative_errno();
         else
-                k->lease_fdname = strdup(fdname);
+                r = fdstore_push(fdname, fd, /* poll= */ false);
         safe_close(fd);
+        if (r < 0) {
+                free(name);
+                log_full_errno(
+                        k->lease_unparked ? LOG_DEBUG : LOG_WARNING,
+                        r,
+                        "Cannot park the lease in the fdstore, trying again at its next renewal "
+                        "(until then a restart abandons this node's members): %m");
+                k->lease_unparked = true;
+                return;
+        }
+        k->lease_fdname = name;
+        if (k->lease_unparked)
+                log_notice("Parked the lease in the fdstore: a restart keeps this node's members again.");
+        k->lease_unparked = false;
 }
 
 /* A lease the fdstore kept for us, from the wgd before: taken back, if it is ours. */
@@ -1491,8 +1510,11 @@ static void on_lease_reply(EtcdCall *call, int error, json_object *reply, void *
         } else if (error < 0) {
                 lease_later(k, MIN(k->lease_ttl_usec / 3, RESYNC_USEC));
                 return;
-        } else
+        } else {
                 k->lease_renewed = now_usec();
+                if (k->lease_unparked)
+                        lease_park(k);
+        }
         lease_later(k, k->lease_ttl_usec / 3);
 }
 

@@ -779,6 +779,58 @@ static void test_lost_change_read_again(void **state) {
         close(c);
 }
 
+/* Open @name with `create` as a cluster group; the answer, and the segment in *@ret_fd. */
+static Wg__V1__Response *open_create_cluster(int c, const char *name, int *ret_fd) {
+        Wg__V1__Request req = WG__V1__REQUEST__INIT;
+        Wg__V1__Open m = WG__V1__OPEN__INIT;
+
+        m.name = (char *) name;
+        m.has_create = m.create = true;
+        m.has_cluster = m.cluster = true;
+        req.op_case = WG__V1__REQUEST__OP_OPEN;
+        req.open = &m;
+        return pc_call(c, &req, ret_fd);
+}
+
+/*
+ * etcd makes a Create's group, and the node cannot mirror it (wgd-fault fails the node's next
+ * three segments: the Create's, the Open's, and the mirror that one of the two brings with the
+ * watch). Create is answered with the group all the same, since an error would say it was not
+ * made; an Open with create with EAGAIN, and asked again once the node has it, it opens it.
+ */
+static void test_create_unmirrored(void **state) {
+        Fixture *f = FIXTURE(state);
+        HarnessOptions opts = { .binary = getenv("WG_WGD_FAULT") };
+        Wg__V1__Response *r;
+        int g, fd = -1;
+
+        assert_non_null(opts.binary);
+        harness_stop(&f->nodes[2], SIGTERM);
+        assert_int_equal(setenv("WGD_FAULT_CALL", "memfd_create/wg:3", 1), 0);
+        node_start_opts(f, 2, NULL, &opts);
+        assert_int_equal(unsetenv("WGD_FAULT_CALL"), 0);
+        g = pc_connect(f->nodes[2].socket_path);
+
+        r = pc_create_cluster(g, "unmirrored", 0, 2);
+        assert_int_equal(pc_errnum(r), 0);
+        assert_true(r->group->cluster);
+        assert_int_equal(r->group->count, 2);
+        pc_free(r);
+        r = open_create_cluster(g, "unopened", &fd);
+        assert_int_equal(pc_errnum(r), EAGAIN);
+        assert_true(fd < 0);
+        pc_free(r);
+
+        stat_until(g, "unmirrored", 2, 0);
+        stat_until(g, "unopened", 0, 0);
+        r = open_create_cluster(g, "unopened", &fd);
+        assert_int_equal(pc_errnum(r), 0);
+        assert_true(fd >= 0);
+        pc_free(r);
+        close(fd);
+        close(g);
+}
+
 /*
  * The lease cannot be parked in the fdstore when etcd grants it (wgd-fault fails the memfd that
  * holds its name, once): the node says so, and parks it at the lease's next renewal.
@@ -1205,6 +1257,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_hidden_group_appears, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_room_read_fails, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_lease_parked_later, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_create_unmirrored, setup, teardown),
         };
 
         if (getenv("WG_TEST_FILTER"))

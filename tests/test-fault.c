@@ -494,6 +494,7 @@ static Conn *conn_open(Run *r) {
 }
 
 static Info op_stat(Run *r, Conn *c, const char *name);
+static void stat_until(Run *r, Conn *c, const char *name, uint64_t count, const char *what);
 
 /*
  * A connection that wgd has accepted: a first request on it makes sure that it is, so that
@@ -941,6 +942,9 @@ static Info op_create_full(Run *r, Conn *c, const char *name, uint32_t mode, uin
               name,
               info.count,
               info.generation);
+        /* Made in etcd, a cluster group may not be mirrored yet where the fault struck (wg.proto). */
+        if (cluster && r->fresh)
+                stat_until(r, c, name, count, "a cluster group created where a fault struck");
         return info;
 }
 

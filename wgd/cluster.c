@@ -537,7 +537,8 @@ static void group_gone(Cluster *k, Group *g) {
  * (logged here): -EEXIST, a local group of that name hides it; -ENOSPC or -EDQUOT, this node's
  * --max-groups or the owner's --max-groups-per-user here, which a group made by another node
  * (not @ours, whose Create this node checked before it asked etcd) must fit in, so that one
- * node's limits bound what it holds however many nodes there are.
+ * node's limits bound what it holds however many nodes there are. For these three the group is
+ * passed over until room is made (on_room_made()).
  */
 static bool take_own_create(Cluster *k, const GroupFields *f);
 
@@ -550,6 +551,7 @@ static int mirror_group(Cluster *k, const GroupFields *f, bool ours, Group **ret
                         log_warning(
                                 "Cluster group %s is hidden on this node by a local group of that name.",
                                 f->name);
+                        k->passed_over = true;
                         return -EEXIST;
                 }
                 *ret = g;
@@ -564,6 +566,7 @@ static int mirror_group(Cluster *k, const GroupFields *f, bool ours, Group **ret
                         f->name,
                         r == -ENOSPC ? "this node holds" : "its owner has",
                         r == -ENOSPC ? "--max-groups" : "--max-groups-per-user");
+                k->passed_over = true; /* until room is made: on_room_made() */
                 return r;
         }
         if (r < 0)
@@ -1627,16 +1630,40 @@ static void on_create_reply(EtcdCall *call, int error, json_object *reply, void 
 
         if (txn_succeeded(reply)) {
                 r = mirror_group(k, &cc->fields, /* ours= */ true, &g);
-                if (r < 0) {
+                if (r == -EEXIST) {
+                        /* Made meanwhile: it hides the cluster group here, which is made all the same. */
                         if (c)
                                 reply_error(
                                         c,
                                         cc->op.id,
                                         r,
-                                        r == -EEXIST ?
-                                                "A local group '%s' exists on this node." :
-                                                "Created cluster group '%s', but cannot mirror it here.",
+                                        "A local group '%s' exists on this node.",
                                         cc->name);
+                        goto finish;
+                }
+                if (r < 0) {
+                        /*
+                         * etcd has made it: an error would say it had not (wg.proto), and a Create
+                         * asked again would meet EEXIST. Create is answered with the group as etcd
+                         * has it; Open, which cannot hand out a segment, with EAGAIN, since asked
+                         * again it opens the group. The node mirrors it when it can: the watch
+                         * brings the group again (and a failure then reads etcd again).
+                         */
+                        log_warning_errno(
+                                r,
+                                "Created cluster group %s, which this node cannot mirror yet: %m",
+                                cc->name);
+                        if (c && cc->open)
+                                reply_error(
+                                        c,
+                                        cc->op.id,
+                                        -EAGAIN,
+                                        "Created cluster group '%s', but cannot open it here yet (%s): try "
+                                        "again.",
+                                        cc->name,
+                                        strerror(-r));
+                        else if (c)
+                                reply_group_unmirrored(c, cc->op.id, &cc->fields, cc->state.count);
                         goto finish;
                 }
                 apply_state(g->cluster, &cc->state, revision);
@@ -1946,11 +1973,8 @@ static int apply_kv(Cluster *k, json_object *kv, bool deleted, KvPass pass) {
                         r = mirror_group(k, &f, /* ours= */ false, &g);
                         if (r >= 0)
                                 g->cluster->seen = true;
-                        else if (r == -ENOSPC || r == -EDQUOT || r == -EEXIST) {
-                                /* Not here, as the limits or a local group of its name say. */
-                                k->passed_over = true;
-                                r = 0;
-                        }
+                        else if (r == -ENOSPC || r == -EDQUOT || r == -EEXIST)
+                                r = 0; /* not here, as the limits or a local group of its name say */
                 }
         } else if (!g || !g->cluster)
                 goto finish;

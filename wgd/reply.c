@@ -72,6 +72,29 @@ void reply_group(Client *c, uint64_t id, Group *g, bool with_segment) {
         client_reply(c, &resp, with_segment ? g->shared : NULL);
 }
 
+void reply_group_unmirrored(Client *c, uint64_t id, const GroupFields *f, uint64_t count) {
+        Wg__V1__Response resp = WG__V1__RESPONSE__INIT;
+        Wg__V1__GroupInfo info = WG__V1__GROUP_INFO__INIT;
+
+        /* As group_info() says of a group just made: generation 0, nobody waiting, not broken. */
+        info.name = (char *) f->name;
+        info.has_count = info.has_generation = info.has_waiters = info.has_futex_waiters = true;
+        info.count = count;
+        info.has_owner = info.has_gid = info.has_mode = info.has_created_usec = true;
+        info.owner = (uint32_t) f->owner;
+        info.gid = (uint32_t) f->gid;
+        info.mode = f->mode;
+        info.created_usec = f->created_usec;
+        info.has_broken = info.has_on_abandon = info.has_cluster = true;
+        info.on_abandon = f->on_abandon;
+        info.cluster = true;
+        resp.has_id = true;
+        resp.id = id;
+        resp.result_case = WG__V1__RESPONSE__RESULT_GROUP;
+        resp.group = &info;
+        client_reply(c, &resp, NULL);
+}
+
 /* Room for one GroupInfo with its members, kept well under the record cap. */
 #define INFO_MEMBERS_MAX 128
 

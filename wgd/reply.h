@@ -22,6 +22,12 @@ void reply_deleted(Client *c, uint64_t id);
 void reply_group(Client *c, uint64_t id, Group *g, bool with_segment);
 
 /*
+ * The info of a cluster group that etcd created at @count but that is not here (this node cannot
+ * mirror it yet): what @f and @count say, as a Create answers it, without a segment.
+ */
+void reply_group_unmirrored(Client *c, uint64_t id, const GroupFields *f, uint64_t count);
+
+/*
  * The group's info with its members: those of the current generation, and the failed or
  * abandoned ones of @outcome_generation, with that generation's outcome from the segment.
  */

@@ -203,6 +203,17 @@ typedef struct Run {
 
         Harness witness; /* a second node, in the checks after a cluster scenario */
         bool has_witness;
+        int refused_errnum; /* of the last request refused */
+        /*
+         * A cluster request refused (not ETIMEDOUT) just before the run ended: what etcd must
+         * still hold of its group, which cluster_agree() checks on the witness.
+         */
+        struct {
+                bool set, exists, check_count;
+                uint64_t count;
+                char name[WG_NAME_MAX + 1];
+                const char *what;
+        } expect;
 
         unsigned drops;
         unsigned verify_tries;
@@ -791,6 +802,7 @@ static void refused(Run *r, Wg__V1__Response *resp, const char *what) {
 
         snprintf(message, sizeof(message), "%s", resp->error->message);
         wg__v1__response__free_unpacked(resp, NULL);
+        r->refused_errnum = e;
         check(r,
               r->fresh,
               "%s failed with %s (%s) and no fault struck meanwhile",
@@ -880,17 +892,37 @@ static Info op_stat(Run *r, Conn *c, const char *name) {
 }
 
 /* A Stat after a refused request: the group is as it was before. */
+/*
+ * On a node of a cluster, the group must be so in etcd: the node's view lags etcd, so the
+ * checks after the scenario hold the witness to it (cluster_agree()). Except after ETIMEDOUT,
+ * which wg.proto says may have been carried out.
+ */
+static void unchanged_in_etcd(
+        Run *r, const char *name, bool exists, bool check_count, uint64_t count, const char *what) {
+        if (r->refused_errnum == ETIMEDOUT)
+                return;
+        r->expect.set = true;
+        r->expect.exists = exists;
+        r->expect.check_count = check_count;
+        r->expect.count = count;
+        r->expect.what = what;
+        snprintf(r->expect.name, sizeof(r->expect.name), "%s", name);
+}
+
 static void unchanged(Run *r, Conn *c, const char *name, bool exists, uint64_t count, const char *what) {
         Info i;
 
-        /*
-         * A change that etcd carried out, whose answer the node then failed to give, is there all
-         * the same (as wg.proto says of ETIMEDOUT): the checks after a cluster scenario hold the
-         * node to what etcd has instead (cluster_agree()).
-         */
-        if (c->closed || r->scenario->cluster)
+        if (c->closed) {
+                if (r->scenario->cluster)
+                        unchanged_in_etcd(r, name, exists, true, count, what);
                 return;
+        }
         i = op_stat(r, c, name);
+        if (r->scenario->cluster && !(i.exists && !i.cluster)) {
+                /* Not a local group of the node (verify() makes those): a cluster group's, maybe. */
+                unchanged_in_etcd(r, name, exists, true, count, what);
+                return;
+        }
         check(r,
               i.exists == exists,
               "%s was refused, yet group %s %s",
@@ -1050,11 +1082,14 @@ static void op_delete(Run *r, Conn *c, const char *name) {
         req.delete_ = &m;
         resp = call(r, c, &req, NULL, "Delete");
         if (errnum_of(r, resp) != 0) {
+                Info i;
+
                 refused(r, resp, "Delete");
-                check(r,
-                      r->scenario->cluster || op_stat(r, c, name).exists,
-                      "Delete was refused, yet group %s is gone",
-                      name);
+                i = op_stat(r, c, name);
+                if (r->scenario->cluster && !(i.exists && !i.cluster))
+                        unchanged_in_etcd(r, name, true, false, 0, "Delete"); /* as in unchanged() */
+                else
+                        check(r, i.exists, "Delete was refused, yet group %s is gone", name);
                 run_end(r);
         }
         ok = resp->result_case == WG__V1__RESPONSE__RESULT_DELETED;
@@ -1384,9 +1419,12 @@ static void child_refused(
               what,
               errno_name(rep->errnum));
         /* Before the child dies: its death would change the count. */
+        r->refused_errnum = rep->errnum;
         unchanged(r, conn_new(r), name, true, count_before, what);
-        if (go_on)
+        if (go_on) {
+                r->expect.set = false; /* the scenario goes on, and changes the group */
                 return;
+        }
         child_kill(r, ch);
         run_end(r);
 }
@@ -1707,6 +1745,8 @@ static int witness_connect(Run *r) {
 
         if (!r->has_witness || r->witness.pid <= 0) {
                 snprintf(err_path, sizeof(err_path), "%s/witness.err", r->h.dir);
+                /* A witness started again must say anew that it has read etcd. */
+                (void) unlink(err_path);
                 cluster_args(etcd_arg, sizeof(etcd_arg), "--node-name=witness", args + 2);
                 if (r->has_witness)
                         harness_done(&r->witness);
@@ -1778,7 +1818,7 @@ static bool info_agree(const Info *a, const Info *b, char *why, size_t size) {
  * did not answer and never learnt of it, or lost a group, shows here.
  */
 static void cluster_agree(Run *r, Conn *c) {
-        char names[16][WG_NAME_MAX + 1], why[160] = "";
+        char names[16][WG_NAME_MAX + 1], why[320] = "";
         uint64_t deadline;
         int fd;
 
@@ -1788,6 +1828,7 @@ static void cluster_agree(Run *r, Conn *c) {
         for (unsigned round = 0;; poll_pause(&round)) {
                 Wg__V1__Response *resp = pc_list(fd, NULL);
                 const char *differs = NULL;
+                bool refusal = false;
                 size_t n;
 
                 n = op_list(r, c, NULL, names);
@@ -1806,8 +1847,32 @@ static void cluster_agree(Run *r, Conn *c) {
                         if (!info_agree(&a, &b, why, sizeof(why)))
                                 differs = names[i];
                 }
+                /* The two may agree on a state on the way (a Join withdrawn, say): until etcd's last. */
+                if (!differs && r->expect.set) {
+                        Info b = witness_stat(r, fd, r->expect.name);
+
+                        if (b.exists != r->expect.exists ||
+                            (b.exists && r->expect.check_count && b.count != r->expect.count)) {
+                                refusal = true;
+                                snprintf(
+                                        why,
+                                        sizeof(why),
+                                        "%s was refused with %s, yet etcd has group %s %s, count %" PRIu64
+                                        " (expected %s, count %" PRIu64 ")",
+                                        r->expect.what,
+                                        errno_name(r->refused_errnum),
+                                        r->expect.name,
+                                        b.exists ? "there" : "gone",
+                                        b.count,
+                                        r->expect.exists ? "there" : "gone",
+                                        r->expect.count);
+                                differs = r->expect.name;
+                        }
+                }
                 if (!differs)
                         break;
+                if (refusal)
+                        check(r, monotonic_usec() < deadline, "%s, after %u ms", why, PROCESS_MSEC);
                 check(r,
                       monotonic_usec() < deadline,
                       "node fault and a node that saw no fault disagree on cluster group %s after %u ms: %s",

@@ -14,7 +14,8 @@
  *   WGD_FAULT_CALL=NAME[/DETAIL]:K
  *                           also fail the first K calls of wrapper NAME (with DETAIL only, as
  *                           the log shows it): a failure that lasts, wherever the calls come
- *                           from, e.g. memfd_create/wg:2 for the next two segments
+ *                           from, e.g. memfd_create/wg:2 for the next two segments; SIGUSR2
+ *                           ends it (K = 0), so that a test can say when it passes
  *   WGD_FAULT_LOG=PATH      append what happened, one line each:
  *                             ready N                   READY=1 went out with counted call N
  *                             fail NAME N errno=E [DETAIL] at ADDR...
@@ -178,6 +179,10 @@ bool fault_hit_at(const void *site, const char *name, const char *detail, int *e
         return true;
 }
 
+static void on_call_over(int sig) {
+        __atomic_store_n(&call_left, 0, __ATOMIC_SEQ_CST);
+}
+
 static void on_mark(int sig) {
         int saved_errno = errno;
 
@@ -223,6 +228,7 @@ static __attribute__((constructor)) void fault_setup(void) {
                                         (int) (colon - slash - 1),
                                         slash + 1);
                         call_left = strtoull(colon + 1, NULL, 10);
+                        (void) signal(SIGUSR2, on_call_over);
                 }
         }
 

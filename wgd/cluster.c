@@ -1701,6 +1701,16 @@ static void on_create_reply(EtcdCall *call, int error, json_object *reply, void 
                         r,
                         "Group '%s' exists in the cluster, but this node holds as many groups as it may.",
                         cc->name);
+        else if (cc->exist_ok && r < 0 && r != -EEXIST)
+                /* Not EEXIST, which says the name is taken: asked again, it is the group. */
+                reply_error(
+                        c,
+                        cc->op.id,
+                        -EAGAIN,
+                        "Group '%s' exists in the cluster, but this node cannot mirror it yet (%s): try "
+                        "again.",
+                        cc->name,
+                        strerror(-r));
         else if (!g || !cc->exist_ok)
                 reply_error(c, cc->op.id, -EEXIST, "Group '%s' exists.", cc->name);
         else if (!cc->open)

@@ -1442,7 +1442,7 @@ static void lease_park(Cluster *k) {
         else if ((fd = memfd_create("wg-lease", MFD_CLOEXEC)) < 0)
                 r = negative_errno();
         else
-                r = fdstore_push(fdname, fd, /* poll= */ false);
+                r = fdstore_push(fdname, fd, /* poll= */ false, k->lease_unparked ? LOG_DEBUG : LOG_WARNING);
         safe_close(fd);
         if (r < 0) {
                 free(name);

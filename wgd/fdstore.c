@@ -64,7 +64,7 @@ void fdstore_teardown(void) {
         retry_timer = sd_event_source_disable_unref(retry_timer);
 }
 
-int fdstore_push(const char *fdname, int fd, bool poll) {
+int fdstore_push(const char *fdname, int fd, bool poll, int log_level) {
         char msg[320];
         int r;
 
@@ -74,7 +74,7 @@ int fdstore_push(const char *fdname, int fd, bool poll) {
                 return -EIO;
         r = sd_pid_notify_with_fds(0, /* unset_environment= */ 0, msg, &fd, 1);
         if (r < 0) {
-                log_warning_errno(r, "Failed to park %s in the fdstore: %m", fdname);
+                log_full_errno(log_level, r, "Failed to park %s in the fdstore: %m", fdname);
                 /* As wg.proto says: the notify socket's own errors mean nothing to a client. */
                 return r == -ENOMEM ? r : -EIO;
         }

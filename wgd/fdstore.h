@@ -18,9 +18,10 @@ void fdstore_teardown(void);
 
 /*
  * Park @fd under @fdname; @poll: whether systemd should drop it when it polls readable (no for
- * a pidfd, which does when its process dies). 0, or -ENOMEM or -EIO: not parked.
+ * a pidfd, which does when its process dies). 0, or -ENOMEM or -EIO: not parked, which is
+ * logged at @log_level (LOG_WARNING; a caller that tries again and says so itself, less).
  */
-int fdstore_push(const char *fdname, int fd, bool poll);
+int fdstore_push(const char *fdname, int fd, bool poll, int log_level);
 
 /*
  * Take @fdname out of the store. A removal that fails is tried again at once and then on a timer

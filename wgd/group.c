@@ -52,13 +52,13 @@ int group_park(Group *g) {
          */
         if (g->mirror) {
                 snprintf(fdname, sizeof(fdname), MIRROR_FDNAME_PREFIX "%s", g->name);
-                return fdstore_push(fdname, wg_fd(g->handle), /* poll= */ true);
+                return fdstore_push(fdname, wg_fd(g->handle), /* poll= */ true, LOG_WARNING);
         }
 
         r = group_fdname(g, fdname, sizeof(fdname));
         if (r < 0)
                 return r;
-        return fdstore_push(fdname, wg_fd(g->handle), /* poll= */ true);
+        return fdstore_push(fdname, wg_fd(g->handle), /* poll= */ true, LOG_WARNING);
 }
 
 int group_new(const GroupFields *f, Watcher *watcher, int fd, Group **ret) {

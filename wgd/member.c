@@ -132,7 +132,7 @@ static int fdstore_park(const Member *m, const Group *g, uid_t uid) {
         if (r < 0)
                 return r;
         /* A pidfd polls readable when its process dies: keep it anyway. */
-        return fdstore_push(fdname, m->pidfd, /* poll= */ false);
+        return fdstore_push(fdname, m->pidfd, /* poll= */ false, LOG_WARNING);
 }
 
 static void fdstore_unpark(const Member *m, const Group *g, uid_t uid) {

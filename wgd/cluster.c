@@ -2029,7 +2029,7 @@ finish:
  * read all of etcd every second and say so each time. So the wait doubles with each read in a row
  * that could not take everything either, from a second up to 32, and only the first says so as a
  * warning (the rest, and what failed in them, at debug level) until a read takes everything
- * (sync_taken()). Meanwhile the node's cluster groups stay as they are, as when etcd is away.
+ * (on_sync_reply()). Meanwhile the node's cluster groups stay as they are, as when etcd is away.
  * (Inside the watch's handler: the watch stops handing out, and goes once the handler returns.)
  */
 static void resync_lost(Cluster *k, int error) {

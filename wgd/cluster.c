@@ -50,6 +50,13 @@
 /* After reads of etcd in a row that could not take everything: 1, 2, 4 ... 32 s (see resync_lost()). */
 #define RESYNC_LOST_SHIFT_MAX 5
 
+/* A group passed over: see Cluster.over. */
+#define PASSED_OVER_MAX 32
+typedef struct PassedOver {
+        uid_t owner;     /* --max-groups-per-user */
+        char *hidden_by; /* a local group's name; NULL if for the owner's limit */
+} PassedOver;
+
 typedef struct State {
         uint64_t count, generation;
         bool broken;
@@ -96,12 +103,19 @@ struct Cluster {
         int64_t watch_from; /* where the watch (re)starts; 0: sync first */
         sd_event_source *resync;
         /*
-         * A group of etcd that this node passed over (its limits, or a local group of its name)
-         * since its last full read, and the timer that reads again once room is made: see
-         * on_room_made().
+         * The groups of etcd that this node passed over since its last full read, by what would
+         * make room for them (see on_room_made()): any group gone (--max-groups, or more to say
+         * than there is room for), a group of an owner gone (--max-groups-per-user), a local
+         * group of its name gone (hidden). And the timer that reads etcd again then, every
+         * second at first, twice as long after each such read that mirrored nothing new.
          */
-        bool passed_over;
+        bool over_any;
+        PassedOver over[PASSED_OVER_MAX];
+        size_t n_over;
         sd_event_source *room_timer;
+        unsigned room_idle;  /* such reads in a row that mirrored nothing new */
+        bool room_read;      /* the read under way is one */
+        unsigned n_mirrored; /* groups the read under way mirrored anew */
 
         /*
          * The node's lease: its members' presence keys live as long as it does. Kept alive every
@@ -147,6 +161,55 @@ static void trouble_over(bool *said, const char *what) {
 /* How loud the failure to take a key of etcd is: at debug level after the first (resync_lost()). */
 static int lost_level(Cluster *k) {
         return k->n_lost > 0 ? LOG_DEBUG : LOG_WARNING;
+}
+
+/* How loud passing over a group is: at debug level in a read that room made (on_room_timer()). */
+static int over_level(Cluster *k) {
+        return k->room_read ? LOG_DEBUG : LOG_WARNING;
+}
+
+/*
+ * Remember a group passed over for its @owner's limit, or hidden by a local group of its
+ * @hidden_by name. More than PASSED_OVER_MAX, or no memory for the name: any group gone may
+ * make room then.
+ */
+static void passed_over(Cluster *k, uid_t owner, const char *hidden_by) {
+        PassedOver *p;
+
+        for (size_t i = 0; i < k->n_over; i++)
+                if (k->over[i].owner == owner &&
+                    (hidden_by ? k->over[i].hidden_by && STREQ(k->over[i].hidden_by, hidden_by) :
+                                 !k->over[i].hidden_by))
+                        return;
+        if (k->n_over == PASSED_OVER_MAX) {
+                k->over_any = true;
+                return;
+        }
+        p = &k->over[k->n_over];
+        *p = (PassedOver) { .owner = owner };
+        if (hidden_by && !(p->hidden_by = strdup(hidden_by))) {
+                k->over_any = true;
+                return;
+        }
+        k->n_over++;
+}
+
+static void passed_over_clear(Cluster *k) {
+        for (size_t i = 0; i < k->n_over; i++)
+                free(k->over[i].hidden_by);
+        k->n_over = 0;
+        k->over_any = false;
+}
+
+/* Whether @g's going may make room for a group passed over. */
+static bool passed_over_helps(Cluster *k, const Group *g) {
+        if (k->over_any)
+                return true;
+        for (size_t i = 0; i < k->n_over; i++)
+                if (k->over[i].hidden_by ? !g->cluster && STREQ(k->over[i].hidden_by, g->name) :
+                                           k->over[i].owner == g->owner)
+                        return true;
+        return false;
 }
 
 /* ---- keys and values ------------------------------------------------------------------ */
@@ -548,10 +611,11 @@ static int mirror_group(Cluster *k, const GroupFields *f, bool ours, Group **ret
 
         if (g) {
                 if (!g->cluster) {
-                        log_warning(
+                        log_full(
+                                over_level(k),
                                 "Cluster group %s is hidden on this node by a local group of that name.",
                                 f->name);
-                        k->passed_over = true;
+                        passed_over(k, f->owner, f->name);
                         return -EEXIST;
                 }
                 *ret = g;
@@ -561,12 +625,17 @@ static int mirror_group(Cluster *k, const GroupFields *f, bool ours, Group **ret
                 ours = take_own_create(k, f);
         r = server_add_group(k->server, f, /* within_limits= */ !ours, &g);
         if (r == -ENOSPC || r == -EDQUOT) {
-                log_warning(
+                log_full(
+                        over_level(k),
                         "Not mirroring cluster group %s: %s as many groups as it may here (%s).",
                         f->name,
                         r == -ENOSPC ? "this node holds" : "its owner has",
                         r == -ENOSPC ? "--max-groups" : "--max-groups-per-user");
-                k->passed_over = true; /* until room is made: on_room_made() */
+                /* Until room is made: on_room_made(). */
+                if (r == -ENOSPC)
+                        k->over_any = true;
+                else
+                        passed_over(k, f->owner, NULL);
                 return r;
         }
         if (r < 0)
@@ -577,6 +646,7 @@ static int mirror_group(Cluster *k, const GroupFields *f, bool ours, Group **ret
                         lost_level(k), -ENOMEM, "Failed to mirror cluster group %s: %m", f->name);
         }
         log_info("Mirroring cluster group %s (owner %u, mode %04o).", g->name, (unsigned) g->owner, g->mode);
+        k->n_mirrored++;
         server_update_status(k->server);
         *ret = g;
         return 0;
@@ -2195,7 +2265,8 @@ static void on_sync_reply(EtcdCall *call, int error, json_object *reply, void *u
                 return;
         }
         /* Members are read anew: what etcd has now is what they are. */
-        k->passed_over = false;
+        passed_over_clear(k);
+        k->n_mirrored = 0;
         LIST_FOREACH (groups, cg, k->groups) {
                 cg->seen = false;
                 while (cg->group->remote)
@@ -2246,7 +2317,16 @@ static void on_sync_reply(EtcdCall *call, int error, json_object *reply, void *u
                 log_notice("Took every change of the cluster groups in etcd again.");
         }
         k->watch_from = revision + 1;
-        log_info("Following %u cluster groups in etcd from revision %" PRId64 ".", n, revision);
+        log_full(
+                k->room_read ? LOG_DEBUG : LOG_INFO,
+                "Following %u cluster groups in etcd from revision %" PRId64 ".",
+                n,
+                revision);
+        if (k->room_read) {
+                /* Room made for nothing (the room was taken again, or was not room for them). */
+                k->room_idle = k->n_mirrored > 0 ? 0 : k->room_idle + 1;
+                k->room_read = false;
+        }
         watch_start(k);
 }
 
@@ -2276,32 +2356,35 @@ static void sync_start(Cluster *k) {
 static int on_room_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Cluster *k = userdata;
 
-        if (!k->passed_over)
+        if (!k->over_any && k->n_over == 0)
                 return 0;
         /* The next read of etcd is a full one, whichever is on its way. */
         k->watch_from = 0;
+        k->room_read = true;
         if (!k->watch)
                 return 0; /* a read is under way, or one is due: it reads everything now */
-        log_info("Room for the cluster groups this node passed over: reading them again from etcd.");
+        log_debug("Room for the cluster groups this node passed over: reading them again from etcd.");
         etcd_watch_cancel(TAKE_PTR(k->watch));
         sync_start(k);
         return 0;
 }
 
 /*
- * A group went from this node (server.c says so), and with it room under the limits, or the
- * local group whose name hid a cluster group. If the node passed over a group of etcd since its
- * last full read, it reads everything again, a second later (a burst of deletes costs one read),
- * and mirrors what fits now. So a uid that makes and deletes groups in a loop on a node at its
- * limits costs that node one full read of etcd a second at most.
+ * Group @g went from this node (server.c says so), and with it room under the limits, or the
+ * name of a local group that hid a cluster group. If that may make room for a group of etcd that
+ * the node passed over since its last full read, the node reads everything again, a second
+ * later (a burst of deletes costs one read), and mirrors what fits then. Each such read in a row
+ * that mirrors nothing new (the room was taken again) doubles the wait, up to 64 s: a uid that
+ * makes and deletes groups in a loop on a node at its limits costs it a full read of etcd a
+ * minute, and the reads log what they pass over at debug level only.
  */
-static void on_room_made(void *userdata) {
+static void on_room_made(const Group *g, void *userdata) {
         Cluster *k = userdata;
         int r;
 
-        if (!k->passed_over || sd_event_source_get_enabled(k->room_timer, NULL) > 0)
+        if (!passed_over_helps(k, g) || sd_event_source_get_enabled(k->room_timer, NULL) > 0)
                 return;
-        r = sd_event_source_set_time_relative(k->room_timer, RESYNC_USEC);
+        r = sd_event_source_set_time_relative(k->room_timer, RESYNC_USEC << MIN(k->room_idle, 6));
         if (r >= 0)
                 r = sd_event_source_set_enabled(k->room_timer, SD_EVENT_ONESHOT);
         if (r < 0)
@@ -2376,6 +2459,7 @@ Cluster *cluster_free(Cluster *k) {
         if (!k)
                 return NULL;
         k->server->room_made = NULL;
+        passed_over_clear(k);
         while (k->groups)
                 cluster_group_free(k->groups, -ESHUTDOWN, "wgd is stopping");
         while (k->calls) {

@@ -96,11 +96,12 @@ static void group_drop(Server *s, Group *g) {
         if (g->account) {
                 g->account->n_groups--;
                 account_release(g->account);
+                g->account = NULL;
         }
+        if (s->room_made && !s->stopping)
+                s->room_made(g, s->room_made_userdata);
         group_free(g);
         server_update_idle(s);
-        if (s->room_made && !s->stopping)
-                s->room_made(s->room_made_userdata);
 }
 
 int server_may_add_group(Server *s, uid_t owner) {

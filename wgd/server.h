@@ -79,10 +79,10 @@ typedef struct Server {
         Watcher *watcher;
         struct Cluster *cluster; /* NULL: not a node of a cluster (no --etcd); main.c's */
         /*
-         * Told when a group goes, and with it room under the limits (the cluster: groups it
-         * passed over for them may fit now). NULL: nobody asks.
+         * Told when group @g goes (about to be freed), and with it room under the limits or its
+         * name (the cluster: groups it passed over may fit now). NULL: nobody asks.
          */
-        void (*room_made)(void *userdata);
+        void (*room_made)(const Group *g, void *userdata);
         void *room_made_userdata;
         /*
          * What the fdstore handed back that only the cluster can place, once it has read etcd:

@@ -60,20 +60,25 @@ void reply_deleted(Client *c, uint64_t id) {
         client_reply(c, &resp, NULL);
 }
 
-void reply_group(Client *c, uint64_t id, Group *g, bool with_segment) {
+/* A Response with @info, and @segment's fd if not NULL. */
+static void reply_info(Client *c, uint64_t id, Wg__V1__GroupInfo *info, wg *segment) {
         Wg__V1__Response resp = WG__V1__RESPONSE__INIT;
-        Wg__V1__GroupInfo info = WG__V1__GROUP_INFO__INIT;
 
-        group_info(g, &info);
         resp.has_id = true;
         resp.id = id;
         resp.result_case = WG__V1__RESPONSE__RESULT_GROUP;
-        resp.group = &info;
-        client_reply(c, &resp, with_segment ? g->shared : NULL);
+        resp.group = info;
+        client_reply(c, &resp, segment);
+}
+
+void reply_group(Client *c, uint64_t id, Group *g, bool with_segment) {
+        Wg__V1__GroupInfo info = WG__V1__GROUP_INFO__INIT;
+
+        group_info(g, &info);
+        reply_info(c, id, &info, with_segment ? g->shared : NULL);
 }
 
 void reply_group_unmirrored(Client *c, uint64_t id, const GroupFields *f, uint64_t count) {
-        Wg__V1__Response resp = WG__V1__RESPONSE__INIT;
         Wg__V1__GroupInfo info = WG__V1__GROUP_INFO__INIT;
 
         /* As group_info() says of a group just made: generation 0, nobody waiting, not broken. */
@@ -88,11 +93,7 @@ void reply_group_unmirrored(Client *c, uint64_t id, const GroupFields *f, uint64
         info.has_broken = info.has_on_abandon = info.has_cluster = true;
         info.on_abandon = f->on_abandon;
         info.cluster = true;
-        resp.has_id = true;
-        resp.id = id;
-        resp.result_case = WG__V1__RESPONSE__RESULT_GROUP;
-        resp.group = &info;
-        client_reply(c, &resp, NULL);
+        reply_info(c, id, &info, NULL);
 }
 
 /* Room for one GroupInfo with its members, kept well under the record cap. */
@@ -216,7 +217,6 @@ static void full_info(Group *g, uint64_t outcome_generation, FullInfo *f) {
 }
 
 void reply_group_full(Client *c, uint64_t id, Group *g, uint64_t outcome_generation) {
-        Wg__V1__Response resp = WG__V1__RESPONSE__INIT;
         FullInfo f = {};
 
         /* Room for every member and record there may be to show, and no allocation for none. */
@@ -234,11 +234,7 @@ void reply_group_full(Client *c, uint64_t id, Group *g, uint64_t outcome_generat
                 }
         }
         full_info(g, outcome_generation, &f);
-        resp.has_id = true;
-        resp.id = id;
-        resp.result_case = WG__V1__RESPONSE__RESULT_GROUP;
-        resp.group = &f.info;
-        client_reply(c, &resp, NULL);
+        reply_info(c, id, &f.info, NULL);
         free(f.members);
         free(f.pointers);
 }

@@ -80,6 +80,25 @@ static void node_start(Fixture *f, size_t i) {
         node_start_with(f, i, NULL);
 }
 
+/*
+ * Start node @i again as wgd-fault, failing what @fault_call says (WGD_FAULT_CALL), with @extra
+ * arguments; its stderr in @log (room for 400), if not NULL.
+ */
+static void
+node_restart_faulty(Fixture *f, size_t i, const char *fault_call, const char *const *extra, char *log) {
+        HarnessOptions opts = { .binary = getenv("WG_WGD_FAULT") };
+
+        assert_non_null(opts.binary);
+        if (log) {
+                snprintf(log, 400, "%s/wgd.log", f->nodes[i].dir);
+                opts.stderr_path = log;
+        }
+        harness_stop(&f->nodes[i], SIGTERM);
+        assert_int_equal(setenv("WGD_FAULT_CALL", fault_call, 1), 0);
+        node_start_opts(f, i, extra, &opts);
+        assert_int_equal(unsetenv("WGD_FAULT_CALL"), 0);
+}
+
 static int setup_members(void **state, size_t members) {
         Fixture *f;
 
@@ -552,17 +571,15 @@ static void test_hidden_group_appears(void **state) {
  */
 static void test_room_read_fails(void **state) {
         Fixture *f = FIXTURE(state);
-        HarnessOptions opts = { .binary = getenv("WG_WGD_FAULT") };
         char path[400];
         int a, g;
 
-        assert_non_null(opts.binary);
-        snprintf(path, sizeof(path), "%s/wgd.log", f->nodes[2].dir);
-        opts.stderr_path = path;
-        harness_stop(&f->nodes[2], SIGTERM);
-        assert_int_equal(setenv("WGD_FAULT_CALL", "sd_event_source_set_enabled/cluster-room:1", 1), 0);
-        node_start_opts(f, 2, (const char *const[]) { "--max-groups-per-user=1", NULL }, &opts);
-        assert_int_equal(unsetenv("WGD_FAULT_CALL"), 0);
+        node_restart_faulty(
+                f,
+                2,
+                "sd_event_source_set_enabled/cluster-room:1",
+                (const char *const[]) { "--max-groups-per-user=1", NULL },
+                path);
         a = pc_connect(f->nodes[0].socket_path);
         g = pc_connect(f->nodes[2].socket_path);
 
@@ -735,17 +752,11 @@ static void test_etcd_away_quietly(void **state) {
  */
 static void test_lost_change_read_again(void **state) {
         Fixture *f = FIXTURE(state);
-        HarnessOptions opts = { .binary = getenv("WG_WGD_FAULT") };
         char path[400];
         int c;
 
-        assert_non_null(opts.binary);
-        snprintf(path, sizeof(path), "%s/wgd.log", f->nodes[2].dir);
-        opts.stderr_path = path;
-        harness_stop(&f->nodes[2], SIGTERM);
-        assert_int_equal(setenv("WGD_FAULT_CALL", "memfd_create/wg:2", 1), 0);
-        node_start_opts(f, 2, (const char *const[]) { "--log-level=debug", NULL }, &opts);
-        assert_int_equal(unsetenv("WGD_FAULT_CALL"), 0);
+        node_restart_faulty(
+                f, 2, "memfd_create/wg:2", (const char *const[]) { "--log-level=debug", NULL }, path);
         file_count_until(path, "Following 0 cluster groups in etcd", 1);
 
         c = pc_connect(f->nodes[0].socket_path);
@@ -801,15 +812,10 @@ static Wg__V1__Response *open_create_cluster(int c, const char *name, int *ret_f
  */
 static void test_create_unmirrored(void **state) {
         Fixture *f = FIXTURE(state);
-        HarnessOptions opts = { .binary = getenv("WG_WGD_FAULT") };
         Wg__V1__Response *r;
         int g, fd = -1;
 
-        assert_non_null(opts.binary);
-        harness_stop(&f->nodes[2], SIGTERM);
-        assert_int_equal(setenv("WGD_FAULT_CALL", "memfd_create/wg:1000000", 1), 0);
-        node_start_opts(f, 2, NULL, &opts);
-        assert_int_equal(unsetenv("WGD_FAULT_CALL"), 0);
+        node_restart_faulty(f, 2, "memfd_create/wg:1000000", NULL, NULL);
         g = pc_connect(f->nodes[2].socket_path);
 
         r = pc_create_cluster(g, "unmirrored", 0, 2);
@@ -842,16 +848,10 @@ static void test_create_unmirrored(void **state) {
  */
 static void test_lease_parked_later(void **state) {
         Fixture *f = FIXTURE(state);
-        HarnessOptions opts = { .binary = getenv("WG_WGD_FAULT") };
         char path[400];
 
-        assert_non_null(opts.binary);
-        snprintf(path, sizeof(path), "%s/wgd.log", f->nodes[2].dir);
-        opts.stderr_path = path;
-        harness_stop(&f->nodes[2], SIGTERM);
-        assert_int_equal(setenv("WGD_FAULT_CALL", "memfd_create/wg-lease:1", 1), 0);
-        node_start_opts(f, 2, (const char *const[]) { "--log-level=notice", NULL }, &opts);
-        assert_int_equal(unsetenv("WGD_FAULT_CALL"), 0);
+        node_restart_faulty(
+                f, 2, "memfd_create/wg-lease:1", (const char *const[]) { "--log-level=notice", NULL }, path);
 
         file_count_until(path, "<5>Parked the lease in the fdstore", 1);
         assert_int_equal(file_count(path, "<4>Cannot park the lease in the fdstore"), 1);

@@ -201,13 +201,13 @@ static void passed_over_clear(Cluster *k) {
         k->over_any = false;
 }
 
-/* Whether @g's going may make room for a group passed over. */
-static bool passed_over_helps(Cluster *k, const Group *g) {
+/* Whether room for @owner, or a local group's name @local_name freed, may fit a group passed over. */
+static bool passed_over_helps(Cluster *k, uid_t owner, const char *local_name) {
         if (k->over_any)
                 return true;
         for (size_t i = 0; i < k->n_over; i++)
-                if (k->over[i].hidden_by ? !g->cluster && STREQ(k->over[i].hidden_by, g->name) :
-                                           k->over[i].owner == g->owner)
+                if (k->over[i].hidden_by ? local_name && STREQ(k->over[i].hidden_by, local_name) :
+                                           k->over[i].owner == owner)
                         return true;
         return false;
 }
@@ -2249,14 +2249,13 @@ static int restore_members(Cluster *k) {
         return 0;
 }
 
-static void on_sync_reply(EtcdCall *call, int error, json_object *reply, void *userdata) {
-        Cluster *k = userdata;
+/* The answer to the full read (sync_start()): the node's cluster groups as etcd has them. */
+static void sync_apply(Cluster *k, int error, json_object *reply) {
         json_object *kvs;
         int64_t revision;
         unsigned n = 0;
         int r, lost = 0;
 
-        k->sync_call = NULL;
         if (error < 0 || etcd_json_get_revision(reply, &revision) < 0) {
                 trouble(&k->follow_trouble,
                         error < 0 ? error : -EBADMSG,
@@ -2322,12 +2321,21 @@ static void on_sync_reply(EtcdCall *call, int error, json_object *reply, void *u
                 "Following %u cluster groups in etcd from revision %" PRId64 ".",
                 n,
                 revision);
-        if (k->room_read) {
+        if (!k->over_any && k->n_over == 0)
+                k->room_idle = 0; /* nothing passed over: the next room read is a second away again */
+        else if (k->room_read)
                 /* Room made for nothing (the room was taken again, or was not room for them). */
                 k->room_idle = k->n_mirrored > 0 ? 0 : k->room_idle + 1;
-                k->room_read = false;
-        }
         watch_start(k);
+}
+
+static void on_sync_reply(EtcdCall *call, int error, json_object *reply, void *userdata) {
+        Cluster *k = userdata;
+
+        k->sync_call = NULL;
+        sync_apply(k, error, reply);
+        /* Whatever came of it: a read after this one is a room read only if room starts it. */
+        k->room_read = false;
 }
 
 static void sync_start(Cluster *k) {
@@ -2360,9 +2368,9 @@ static int on_room_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 return 0;
         /* The next read of etcd is a full one, whichever is on its way. */
         k->watch_from = 0;
-        k->room_read = true;
         if (!k->watch)
                 return 0; /* a read is under way, or one is due: it reads everything now */
+        k->room_read = true;
         log_debug("Room for the cluster groups this node passed over: reading them again from etcd.");
         etcd_watch_cancel(TAKE_PTR(k->watch));
         sync_start(k);
@@ -2370,19 +2378,21 @@ static int on_room_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 }
 
 /*
- * Group @g went from this node (server.c says so), and with it room under the limits, or the
- * name of a local group that hid a cluster group. If that may make room for a group of etcd that
- * the node passed over since its last full read, the node reads everything again, a second
- * later (a burst of deletes costs one read), and mirrors what fits then. Each such read in a row
- * that mirrors nothing new (the room was taken again) doubles the wait, up to 64 s: a uid that
- * makes and deletes groups in a loop on a node at its limits costs it a full read of etcd a
- * minute, and the reads log what they pass over at debug level only.
+ * Room was made on this node for @owner's groups (server.c says so: a group went, or a Create's
+ * reservation), or a local group's name @local_name was freed, which may have hid a cluster
+ * group. If that may make room for a group of etcd that the node passed over since its last full
+ * read, the node reads everything again, a second later (a burst of deletes costs one read), and
+ * mirrors what fits then. Each such read in a row that mirrors nothing new (the room was taken
+ * again) doubles the wait, up to 64 s: a uid that makes and deletes groups in a loop on a node at
+ * its limits costs it a full read of etcd a minute (a second, while each read mirrors a group new
+ * here: someone makes cluster groups elsewhere as fast), and the reads log what they pass over at
+ * debug level only.
  */
-static void on_room_made(const Group *g, void *userdata) {
+static void on_room_made(uid_t owner, const char *local_name, void *userdata) {
         Cluster *k = userdata;
         int r;
 
-        if (!passed_over_helps(k, g) || sd_event_source_get_enabled(k->room_timer, NULL) > 0)
+        if (!passed_over_helps(k, owner, local_name) || sd_event_source_get_enabled(k->room_timer, NULL) > 0)
                 return;
         r = sd_event_source_set_time_relative(k->room_timer, RESYNC_USEC << MIN(k->room_idle, 6));
         if (r >= 0)

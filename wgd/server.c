@@ -99,7 +99,7 @@ static void group_drop(Server *s, Group *g) {
                 g->account = NULL;
         }
         if (s->room_made && !s->stopping)
-                s->room_made(g, s->room_made_userdata);
+                s->room_made(g->owner, g->cluster ? NULL : g->name, s->room_made_userdata);
         group_free(g);
         server_update_idle(s);
 }
@@ -131,6 +131,8 @@ void server_unreserve_group(Server *s, Account *a) {
         assert(a->n_creating > 0 && s->n_creating > 0);
         a->n_creating--;
         s->n_creating--;
+        if (s->room_made && !s->stopping)
+                s->room_made(a->uid, NULL, s->room_made_userdata);
         account_release(a);
 }
 

@@ -79,10 +79,11 @@ typedef struct Server {
         Watcher *watcher;
         struct Cluster *cluster; /* NULL: not a node of a cluster (no --etcd); main.c's */
         /*
-         * Told when group @g goes (about to be freed), and with it room under the limits or its
-         * name (the cluster: groups it passed over may fit now). NULL: nobody asks.
+         * Told when room is made under the limits for @owner's groups (a group goes, a Create's
+         * reservation is let go), and when a local group gives up its name (@local_name, else
+         * NULL): the cluster's groups that it passed over may fit now. NULL: nobody asks.
          */
-        void (*room_made)(const Group *g, void *userdata);
+        void (*room_made)(uid_t owner, const char *local_name, void *userdata);
         void *room_made_userdata;
         /*
          * What the fdstore handed back that only the cluster can place, once it has read etcd:

@@ -1493,6 +1493,7 @@ static void lease_later(Cluster *k, uint64_t usec) {
  * restarts within the lease keeps it, and with it its members' presence in etcd.
  */
 static void lease_park(Cluster *k) {
+        int level = k->lease_unparked ? LOG_DEBUG : LOG_WARNING; /* warned once already */
         char fdname[256], *name = NULL;
         int fd = -EBADF, r = 0;
 
@@ -1512,12 +1513,12 @@ static void lease_park(Cluster *k) {
         else if ((fd = memfd_create("wg-lease", MFD_CLOEXEC)) < 0)
                 r = negative_errno();
         else
-                r = fdstore_push(fdname, fd, /* poll= */ false, k->lease_unparked ? LOG_DEBUG : LOG_WARNING);
+                r = fdstore_push(fdname, fd, /* poll= */ false, level);
         safe_close(fd);
         if (r < 0) {
                 free(name);
                 log_full_errno(
-                        k->lease_unparked ? LOG_DEBUG : LOG_WARNING,
+                        level,
                         r,
                         "Cannot park the lease in the fdstore, trying again at its next renewal "
                         "(until then a restart abandons this node's members): %m");
@@ -2106,7 +2107,7 @@ static void resync_lost(Cluster *k, int error) {
         uint64_t usec = RESYNC_USEC << MIN(k->n_lost, RESYNC_LOST_SHIFT_MAX);
 
         log_full_errno(
-                k->n_lost == 0 ? LOG_WARNING : LOG_DEBUG,
+                lost_level(k),
                 error,
                 "Could not take a change of the cluster groups in etcd (%m), reading them all again in "
                 "%" PRIu64 " s%s.",

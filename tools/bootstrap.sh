@@ -99,14 +99,17 @@ build() {
     ninja -C "$dir"
 }
 
-# Run one meson test pass and add its counts to the totals.
-passed=0 failed=0 skipped=0
+# Run one meson test pass (its arguments: -C DIR, then any other) and add its counts to the
+# totals, and what failed to the digest the summary ends with: CI shows only the end of what
+# this printed, and the log of a failed test is far above it.
+passed=0 failed=0 skipped=0 failures=() digest=$(mktemp)
+trap 'rm -f "$digest"' EXIT
 run_tests() {
-    local title=$1 log
+    local title=$1 dir=$3 log since
     shift
     echo
     echo "=== $title"
-    log=$(mktemp)
+    log=$(mktemp) since=$(mktemp)
     local rc=0
     meson test --print-errorlogs "$@" 2>&1 | tee "$log" || rc=$?
     local ok fail xfail xpass timeout skip
@@ -116,14 +119,43 @@ run_tests() {
     xpass=$(sed -n 's/^Unexpected Pass: *\([0-9]*\).*/\1/p' "$log")
     timeout=$(sed -n 's/^Timeout: *\([0-9]*\).*/\1/p' "$log")
     skip=$(sed -n 's/^Skipped: *\([0-9]*\).*/\1/p' "$log")
-    rm -f "$log"
     passed=$((passed + ${ok:-0} + ${xfail:-0}))
     failed=$((failed + ${fail:-0} + ${xpass:-0} + ${timeout:-0}))
     skipped=$((skipped + ${skip:-0}))
+    # The failed tests, from the JSON log this pass just wrote: each with its last lines.
+    local name
+    while IFS= read -r name; do
+        failures+=("$title: $name")
+    done < <(failed_tests "$title" "$dir" "$since" 2>>"$digest")
+    rm -f "$log" "$since"
     # A run that died before its summary counts as a failure.
     if [ "$rc" -ne 0 ] && [ -z "$fail$timeout$xpass" ]; then
         failed=$((failed + 1))
+        failures+=("$title: meson test died (exit $rc)")
     fi
+}
+
+# failed_tests TITLE DIR SINCE: the tests that failed in the JSON log of DIR written after the
+# file SINCE was, a line each on stdout; on stderr, each one's first failed TAP checks and its
+# last lines.
+failed_tests() {
+    python3 - "$1" "$2" "$3" <<'PY'
+import glob, json, os, sys
+
+title, d, since = sys.argv[1], sys.argv[2], os.path.getmtime(sys.argv[3])
+logs = [l for l in glob.glob(os.path.join(d, "meson-logs", "testlog*.json")) if os.path.getmtime(l) >= since]
+if not logs:
+    sys.exit(0)
+for line in open(max(logs, key=os.path.getmtime), encoding="utf-8", errors="replace"):
+    t = json.loads(line)
+    if t["result"] in ("OK", "SKIP", "EXPECTEDFAIL"):
+        continue
+    print(f"{t['name']} ({t['result']})")
+    out = [l for l in (t.get("stdout") or "").splitlines() if l.strip()]
+    print(f"--- {title}: {t['name']} ({t['result']}): its failed checks, then its last lines", file=sys.stderr)
+    for l in [l for l in out[:-12] if l.startswith("not ok")][:5] + out[-12:]:
+        print("  " + l[:300], file=sys.stderr)
+PY
 }
 
 # Build the Debian packages into build-deb/. dpkg-buildpackage builds in the tree it runs in and
@@ -175,8 +207,13 @@ test)
     else
         echo "Debian packages: FAILED"
         failed=$((failed + 1))
+        failures+=("Debian packages")
     fi
     echo
+    cat "$digest"
+    for f in "${failures[@]}"; do
+        echo "FAILED: $f"
+    done
     echo "$passed passed, $failed failed, $skipped skipped"
     [ "$failed" -eq 0 ]
     ;;

@@ -392,6 +392,22 @@ void harness_done(Harness *h) {
         unsetenv("WGD_SOCKET");
 }
 
+size_t harness_drop_stored(Harness *h, const char *prefix) {
+        size_t n = 0;
+
+        assert_true(h->pid <= 0);
+        pthread_mutex_lock(&h->mutex);
+        for (size_t i = 0; i < h->n_store;)
+                if (strncmp(h->store[i].name, prefix, strlen(prefix)) == 0) {
+                        close(h->store[i].fd);
+                        h->store[i] = h->store[--h->n_store];
+                        n++;
+                } else
+                        i++;
+        pthread_mutex_unlock(&h->mutex);
+        return n;
+}
+
 size_t harness_stored(Harness *h, const char *group) {
         size_t n = 0, len = strlen(group);
 

@@ -86,6 +86,12 @@ int harness_teardown(void **state);
 /* Number of stored fds whose name starts with "wg1." and ends with ".@group". */
 size_t harness_stored(Harness *h, const char *group);
 
+/*
+ * Close and forget the stored fds whose name starts with @prefix, as if wgd had removed them
+ * (call with wgd stopped: it would not know). How many there were.
+ */
+size_t harness_drop_stored(Harness *h, const char *prefix);
+
 /* How many fds and how much resident memory (KiB) process @pid has. */
 unsigned proc_fd_count(pid_t pid);
 unsigned long proc_rss_kib(pid_t pid);

@@ -360,7 +360,7 @@ static void start_unprivileged(Harness *h, unsigned nofile, const char *const *a
         /* valgrind keeps the fd limit of the processes it runs to itself: there, wgd keeps its own. */
         h->nofile = getenv("WG_TEST_SLOW") ? 0 : nofile;
         harness_spawn(h, args, &opts);
-        r = harness_wait_ready(h, 10000, &status);
+        r = harness_wait_ready(h, 60000, &status);
         if (r < 0)
                 fail_msg("wgd without capabilities did not start: %s, status %d", strerror(-r), status);
 }

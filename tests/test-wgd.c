@@ -928,7 +928,7 @@ static void test_log_escapes(void **state) {
         assert_true(h->store[0].fd >= 0);
         h->n_store = 1;
         harness_spawn(h, (const char *const[]) { "--idle-timeout=0", "--log-level=warning", NULL }, &opts);
-        assert_int_equal(harness_wait_ready(h, 10000, NULL), 0);
+        assert_int_equal(harness_wait_ready(h, 60000, NULL), 0);
 
         fd = open(path, O_RDONLY | O_CLOEXEC);
         assert_true(fd >= 0);

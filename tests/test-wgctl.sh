@@ -56,6 +56,9 @@ check() {
 stderr_has() { grep -q -- "$1" "$dir/err"; }
 count_of() { "$WGCTL" status "$1" --json | jq -r .count; }
 count_is() { test "$(count_of "$1")" -eq "$2"; }
+# The sleep that process $1 runs, in $sleeper: the test kills it by pid, never by name, which
+# would reach any such sleep on the machine.
+sleep_child() { sleeper=$(pgrep -P "$1" -x sleep) && [ -n "$sleeper" ]; }
 
 # Nothing here orders events with a sleep. A command that must still be running when the test
 # looks waits on a gate (a fifo) that the test opens when it is done looking; a state the test
@@ -180,24 +183,28 @@ check "  the running member, joined, with its command" -- grep -q "^member: [0-9
 expect 0 "a supervisor killed by SIGKILL: spawn it" -- "$WGCTL" spawn build -- sleep 60
 victim=$(pgrep -f -n "wgctl spawn build -- sleep 60")
 check "  found its supervisor" -- test -n "$victim"
+check "  and its command" -- until_true sleep_child "$victim"
 kill -KILL "$victim" 2>/dev/null
 expect 1 "  the wait returns (wgd did its done), and exits 1" -- "$WGCTL" wait build --timeout 30s
 check "  it died without leaving" -- stderr_has "died without leaving: sleep 60"
-pkill -f -x "sleep 60" 2>/dev/null
+kill "$sleeper" 2>/dev/null
 "$WGCTL" run build -- sleep 61 &
 runner=$!
 check "a 'wgctl run' in the background has joined" -- until_true count_is build 1
+check "  and runs its command" -- until_true sleep_child "$runner"
 kill -KILL "$runner"
 wait "$runner" 2>/dev/null
 expect 1 "a 'wgctl run' killed by SIGKILL: the wait returns, and exits 1" -- "$WGCTL" wait build --timeout 30s
 check "  it died without leaving" -- stderr_has "died without leaving: sleep 61"
-pkill -f -x "sleep 61" 2>/dev/null
+kill "$sleeper" 2>/dev/null
 expect 0 "create --on-abandon break" -- "$WGCTL" create fragile --on-abandon break
 expect 0 "  a member joins" -- "$WGCTL" spawn fragile -- sleep 60
-kill -KILL "$(pgrep -f -n "wgctl spawn fragile -- sleep 60")" 2>/dev/null
+victim=$(pgrep -f -n "wgctl spawn fragile -- sleep 60")
+check "  found its supervisor and its command" -- until_true sleep_child "$victim"
+kill -KILL "$victim" 2>/dev/null
 expect 1 "  and dies: the group is broken, a wait fails at once" -- "$WGCTL" wait fragile --timeout 30s
 check "  and says how to mend it" -- stderr_has "wgctl reset fragile"
-pkill -f -x "sleep 60" 2>/dev/null
+kill "$sleeper" 2>/dev/null
 expect 125 "  add to a broken group" -- "$WGCTL" add fragile
 expect 0 "  reset mends it" -- "$WGCTL" reset fragile
 expect 0 "  and it works again" -- "$WGCTL" run fragile -- true

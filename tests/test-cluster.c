@@ -81,6 +81,15 @@ static void node_start(Fixture *f, size_t i) {
 }
 
 /*
+ * Stop node @i (SIGTERM) and drop from its fdstore the lease it may have parked (etcd's grant
+ * races with the test), which its next wgd would take back: that one is granted a lease anew.
+ */
+static void node_stop_unleased(Fixture *f, size_t i) {
+        assert_int_equal(harness_stop(&f->nodes[i], SIGTERM), 0);
+        (void) harness_drop_stored(&f->nodes[i], "wl1."); /* wgd's LEASE_FDNAME_PREFIX */
+}
+
+/*
  * Start node @i again (stopping it first, unless it is stopped) as wgd-fault, failing what
  * @fault_call says (WGD_FAULT_CALL), with @extra arguments; its stderr in @log (room for 400), if
  * not NULL.
@@ -852,12 +861,7 @@ static void test_lease_parked_later(void **state) {
         Fixture *f = FIXTURE(state);
         char path[400];
 
-        /*
-         * A lease for the node to be granted: not the one it had before, which it may have parked
-         * by now (etcd's grant races with the test) and would take back.
-         */
-        assert_int_equal(harness_stop(&f->nodes[2], SIGTERM), 0);
-        (void) harness_drop_stored(&f->nodes[2], "wl1.");
+        node_stop_unleased(f, 2); /* the lease to park is one etcd grants */
         node_restart_faulty(
                 f, 2, "memfd_create/wg-lease:1", (const char *const[]) { "--log-level=notice", NULL }, path);
 
@@ -1191,9 +1195,7 @@ static void test_node_restarted(void **state) {
         pid_t member, holder;
         char byte;
 
-        /* A lease granted anew, not the short one of before, which the node may have parked. */
-        assert_int_equal(harness_stop(&f->nodes[1], SIGTERM), 0);
-        (void) harness_drop_stored(&f->nodes[1], "wl1.");
+        node_stop_unleased(f, 1); /* a lease granted with the long TTL, not the short one of before */
         node_start_with(f, 1, long_lease);
         pc_expect(pc_create_cluster(c, "kept", 0666, 0), 0);
         stat_all_until(f, "kept", 0, 0);

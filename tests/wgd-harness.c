@@ -65,6 +65,24 @@ void harness_init(Harness *h) {
         assert_int_equal(pthread_create(&h->pump, NULL, pump_thread, h), 0);
 }
 
+/*
+ * Close and forget the stored fds named @name, or (@prefix) whose name starts with it; how many.
+ * Under the mutex.
+ */
+static size_t store_drop(Harness *h, const char *name, bool prefix) {
+        size_t n = 0;
+
+        for (size_t i = 0; i < h->n_store;)
+                if (prefix ? strncmp(h->store[i].name, name, strlen(name)) == 0 :
+                             strcmp(h->store[i].name, name) == 0) {
+                        close(h->store[i].fd);
+                        h->store[i] = h->store[--h->n_store];
+                        n++;
+                } else
+                        i++;
+        return n;
+}
+
 /* One notify datagram: apply FDSTORE/FDSTOREREMOVE; returns whether it said READY=1. */
 static bool notify_one(Harness *h, int flags) {
         char buf[4096];
@@ -118,14 +136,8 @@ static bool notify_one(Harness *h, int flags) {
                 }
                 n_fds = 0;
         }
-        if (remove && fdname) {
-                for (size_t i = 0; i < h->n_store;)
-                        if (strcmp(h->store[i].name, fdname) == 0) {
-                                close(h->store[i].fd);
-                                h->store[i] = h->store[--h->n_store];
-                        } else
-                                i++;
-        }
+        if (remove && fdname)
+                (void) store_drop(h, fdname, /* prefix= */ false);
         for (size_t i = 0; i < n_fds; i++)
                 close(fds[i]);
         return ready;
@@ -393,17 +405,11 @@ void harness_done(Harness *h) {
 }
 
 size_t harness_drop_stored(Harness *h, const char *prefix) {
-        size_t n = 0;
+        size_t n;
 
         assert_true(h->pid <= 0);
         pthread_mutex_lock(&h->mutex);
-        for (size_t i = 0; i < h->n_store;)
-                if (strncmp(h->store[i].name, prefix, strlen(prefix)) == 0) {
-                        close(h->store[i].fd);
-                        h->store[i] = h->store[--h->n_store];
-                        n++;
-                } else
-                        i++;
+        n = store_drop(h, prefix, /* prefix= */ true);
         pthread_mutex_unlock(&h->mutex);
         return n;
 }
